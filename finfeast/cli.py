@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common],
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors in logs")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="only warnings and errors in logs"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub, common)
@@ -64,7 +66,11 @@ def _configure_logging(quiet: bool) -> None:
     from loguru import logger
 
     logger.remove()
-    logger.add(sys.stderr, level="WARNING" if quiet else "INFO", format="{time:HH:mm:ss} {level: <7} {message}")
+    logger.add(
+        sys.stderr,
+        level="WARNING" if quiet else "INFO",
+        format="{time:HH:mm:ss} {level: <7} {message}",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,11 +16,15 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         description="Run the whole pipeline on the selected profile and print a summary table, "
         "one sample get_online_features result and the head of a get_historical_features training set.",
     )
-    p.add_argument("--sources", help="comma-separated source names to ingest (default: all available)")
+    p.add_argument(
+        "--sources", help="comma-separated source names to ingest (default: all available)"
+    )
     p.add_argument("--skip-stream", action="store_true", help="skip the short stream replay stage")
     p.set_defaults(handler=_run)
 
-    p = sub.add_parser("apply", parents=[common], help="feast apply: register the feature repo definitions")
+    p = sub.add_parser(
+        "apply", parents=[common], help="feast apply: register the feature repo definitions"
+    )
     p.set_defaults(handler=_apply)
 
     p = sub.add_parser(
@@ -36,7 +40,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser(
         "env",
         parents=[common],
-        help="print the resolved settings as shell exports (eval \"$(finfeast env)\" before plain `feast`)",
+        help='print the resolved settings as shell exports (eval "$(finfeast env)" before plain `feast`)',
     )
     p.set_defaults(handler=_env)
 

@@ -1,0 +1,58 @@
+"""Daily feature views, generated from the transforms catalog: one view per feature family.
+
+A feature is named once, in `transforms.catalog`; the views' schemas are derived from it, so adding
+a feature to the catalog adds it here on the next `feast apply`. Every view reads the one wide
+`features_daily` table; grouping by family keeps views small and lets a family be versioned alone.
+"""
+
+from datetime import timedelta
+
+from data_sources import features_daily_source
+from entities import symbol
+from feast import FeatureView, Field
+from feast.types import Float64, Int64
+
+from transforms import catalog
+
+# A daily value older than this is stale: weekends and exchange holidays fit inside it.
+DAILY_TTL = timedelta(days=10)
+
+_DTYPES = {"float64": Float64, "int64": Int64}
+
+
+def _daily_view(family: catalog.FamilySpec) -> FeatureView:
+    return FeatureView(
+        name=f"daily_{family.name}",
+        entities=[symbol],
+        ttl=DAILY_TTL,
+        schema=[
+            Field(name=f.name, dtype=_DTYPES[f.dtype], description=f.description)
+            for f in family.features
+        ],
+        source=features_daily_source,
+        online=True,
+        description=family.description,
+        tags={
+            "family": family.name,
+            "family_version": str(family.version),
+            "kind": family.kind,
+            "source_tables": ",".join(family.source_tables),
+            "code_hash": family.code_hash,
+        },
+    )
+
+
+DAILY_VIEWS: dict[str, FeatureView] = {
+    name: _daily_view(fam) for name, fam in catalog.FAMILIES.items()
+}
+
+# Feast discovers objects as module attributes.
+globals().update({view.name: view for view in DAILY_VIEWS.values()})
+
+
+def projections(feature_names: list[str]) -> list:
+    """Feature view projections selecting exactly `feature_names`, grouped by family view."""
+    by_family: dict[str, list[str]] = {}
+    for name in feature_names:
+        by_family.setdefault(catalog.family_of(name), []).append(name)
+    return [DAILY_VIEWS[fam][names] for fam, names in by_family.items()]

@@ -1,0 +1,173 @@
+"""Feast store helpers: one place that turns `Settings` into a FeatureStore, applies, materializes.
+
+Why: the CLI, the main job, the stream jobs, notebooks and tests all need the same store for a
+profile. `get_store` exports the settings to the environment first (the YAML and `feature_repo`
+read `FINFEAST_*`), creates the PostgreSQL database for prod, and caches one store per settings.
+`apply_repo` runs Feast's own `apply_total` in-process, after purging previously imported
+`feature_repo` modules so a second apply (another profile, a test session) re-reads the env.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from finfeast.config import Settings
+from finfeast.errors import FinfeastError, ServiceUnavailable
+from finfeast.offline import ensure_database
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+_STORES: dict[Settings, FeatureStore] = {}
+EPOCH_START = datetime(1970, 1, 2, tzinfo=UTC)
+
+
+def _prepare(settings: Settings) -> None:
+    settings.apply_env()
+    settings.ensure_dirs()
+    ensure_database(settings)
+
+
+def get_store(settings: Settings, fresh: bool = False) -> FeatureStore:
+    """The FeatureStore of `settings`' profile (cached per settings unless `fresh`)."""
+    if not fresh and settings in _STORES:
+        settings.apply_env()
+        return _STORES[settings]
+    _prepare(settings)
+    from feast import FeatureStore
+
+    try:
+        store = FeatureStore(
+            repo_path=str(settings.repo_path), fs_yaml_file=settings.feature_store_yaml
+        )
+    except Exception as exc:  # Feast raises many types for config problems
+        raise FinfeastError(
+            f"cannot open the Feast store ({settings.feature_store_yaml}): {exc}"
+        ) from exc
+    _STORES[settings] = store
+    return store
+
+
+def _purge_repo_modules(settings: Settings) -> None:
+    repo_modules = {p.stem for p in settings.repo_path.glob("*.py")}
+    for name in list(sys.modules):
+        if name in repo_modules:
+            del sys.modules[name]
+
+
+@dataclass(frozen=True)
+class ApplySummary:
+    project: str
+    entities: int
+    feature_views: int
+    on_demand_feature_views: int
+    feature_services: int
+
+    def __str__(self) -> str:
+        return (
+            f"applied project {self.project}: {self.entities} entities, {self.feature_views} feature views, "
+            f"{self.on_demand_feature_views} on-demand views, {self.feature_services} feature services"
+        )
+
+
+def apply_repo(settings: Settings, skip_source_validation: bool = True) -> ApplySummary:
+    """`feast apply` for the profile: register every definition in `feature_repo/`."""
+    _prepare(settings)
+    from feast.repo_config import load_repo_config
+    from feast.repo_operations import apply_total
+
+    _purge_repo_modules(settings)
+    repo = str(settings.repo_path)
+    if repo not in sys.path:
+        sys.path.insert(0, repo)
+    cwd = os.getcwd()
+    log = io.StringIO()
+    try:
+        config = load_repo_config(settings.repo_path, settings.feature_store_yaml)
+        with contextlib.redirect_stdout(log):
+            apply_total(config, settings.repo_path, skip_source_validation=skip_source_validation)
+    except SystemExit as exc:
+        raise FinfeastError(
+            f"feast apply failed: {log.getvalue().strip().splitlines()[-1:]}"
+        ) from exc
+    except ConnectionError as exc:
+        raise ServiceUnavailable(f"feast apply could not reach a service: {exc}") from exc
+    finally:
+        os.chdir(cwd)
+    _STORES.pop(settings, None)
+    store = get_store(settings)
+    return ApplySummary(
+        project=settings.project,
+        entities=len(store.list_entities()),
+        feature_views=len(store.list_feature_views()),
+        on_demand_feature_views=len(store.list_on_demand_feature_views()),
+        feature_services=len(store.list_feature_services()),
+    )
+
+
+@dataclass(frozen=True)
+class MaterializeSummary:
+    views: tuple[str, ...]
+    start: datetime | None
+    end: datetime
+    seconds: float
+
+    def __str__(self) -> str:
+        span = f"{self.start:%Y-%m-%d} .. " if self.start else "incremental .. "
+        return f"materialized {len(self.views)} views ({span}{self.end:%Y-%m-%d %H:%M}) in {self.seconds:.1f}s"
+
+
+def _parse_time(value: str | datetime | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    ts = datetime.fromisoformat(value)
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def materialize(
+    settings: Settings,
+    start: str | datetime | None = None,
+    end: str | datetime | None = None,
+    views: list[str] | None = None,
+) -> MaterializeSummary:
+    """Load the latest offline values into the online store.
+
+    Without `start`: views never materialized before are loaded from the beginning of history
+    (their TTL would otherwise hide years-old market data), the others incrementally.
+    """
+    import time
+
+    store = get_store(settings)
+    end_dt = _parse_time(end) or datetime.now(UTC)
+    start_dt = _parse_time(start)
+    batch_views = [
+        fv
+        for fv in store.list_batch_feature_views()
+        if fv.online
+        and (views is None or fv.name in views)
+        and getattr(fv, "batch_source", None) is not None
+        and type(fv.batch_source).__name__ != "PushSource"
+    ]
+    if views:
+        missing = set(views) - {fv.name for fv in batch_views}
+        if missing:
+            raise FinfeastError(
+                f"unknown or non-materializable feature views: {', '.join(sorted(missing))}"
+            )
+    t0 = time.perf_counter()
+    fresh = [fv.name for fv in batch_views if start_dt or not fv.materialization_intervals]
+    again = [fv.name for fv in batch_views if fv.name not in fresh]
+    with contextlib.redirect_stdout(io.StringIO()):
+        if fresh:
+            store.materialize(
+                start_date=start_dt or EPOCH_START, end_date=end_dt, feature_views=fresh
+            )
+        if again:
+            store.materialize_incremental(end_date=end_dt, feature_views=again)
+    return MaterializeSummary(tuple(fresh + again), start_dt, end_dt, time.perf_counter() - t0)
