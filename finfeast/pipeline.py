@@ -90,10 +90,9 @@ def _pick_symbols(settings: Settings) -> list[str]:
 
 def run_main_job(settings: Settings, sources: list[str] | None = None, stream: bool = True) -> int:
     """Run every stage and print the summary; returns the process exit code."""
+    from finfeast.store import apply_repo, materialize
     from ingestion import run_ingest
     from transforms.build import build_feature_tables
-
-    from finfeast.store import apply_repo, materialize
 
     settings.apply_env()
     settings.ensure_dirs()
