@@ -12,6 +12,7 @@ the tests must all agree on paths and connections. Everything is derived here fr
 | FINFEAST_DATA_DIR | ../shared/data when it exists | the real market-data directory |
 | FINFEAST_PROJECT | finfeast | Feast project name (also the Redis key namespace) |
 | FINFEAST_PG_HOST / _PORT / _USER / _PASSWORD / _DB | 127.0.0.1 / 5432 / postgres / "" / finfeast | PostgreSQL (prod) |
+| FINFEAST_PG_SSLMODE | prefer | libpq sslmode for Feast's PostgreSQL connections |
 | FINFEAST_REDIS_HOST / _PORT / _DB / _PASSWORD | 127.0.0.1 / 6379 / 0 / "" | Redis online store (prod) |
 | FINFEAST_KAFKA_BOOTSTRAP | "" (start the embedded broker) | Kafka bootstrap servers |
 """
@@ -48,6 +49,7 @@ class Settings:
     pg_user: str = "postgres"
     pg_password: str = ""
     pg_db: str = "finfeast"
+    pg_sslmode: str = "prefer"
     redis_host: str = "127.0.0.1"
     redis_port: int = 6379
     redis_db: int = 0
@@ -139,6 +141,7 @@ class Settings:
             "FINFEAST_PG_USER": self.pg_user,
             "FINFEAST_PG_PASSWORD": self.pg_password,
             "FINFEAST_PG_DB": self.pg_db,
+            "FINFEAST_PG_SSLMODE": self.pg_sslmode,
             "FINFEAST_REDIS_HOST": self.redis_host,
             "FINFEAST_REDIS_PORT": str(self.redis_port),
             "FINFEAST_REDIS_DB": str(self.redis_db),
@@ -182,6 +185,7 @@ def load_settings(profile: str | None = None, **overrides: object) -> Settings:
         pg_user=env.get("FINFEAST_PG_USER", "postgres") or "postgres",
         pg_password=env.get("FINFEAST_PG_PASSWORD", ""),
         pg_db=env.get("FINFEAST_PG_DB", "finfeast") or "finfeast",
+        pg_sslmode=env.get("FINFEAST_PG_SSLMODE", "prefer") or "prefer",
         redis_host=env.get("FINFEAST_REDIS_HOST", "127.0.0.1") or "127.0.0.1",
         redis_port=_int("FINFEAST_REDIS_PORT", 6379),
         redis_db=_int("FINFEAST_REDIS_DB", 0),
