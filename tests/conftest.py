@@ -14,7 +14,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -102,6 +102,46 @@ def pg_database() -> Iterator[str]:
     yield name
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def settings_factory(
+    tmp_path_factory: pytest.TempPathFactory, data_dir: Path
+) -> Iterator[Callable[..., Settings]]:
+    """Isolated settings per test module: `settings_factory("local"|"prod", "name")`.
+
+    Each call gets its own workdir and Feast project `<name>_<session>`; for prod also its own
+    PostgreSQL database, so areas writing the same table names (`bars`, `features_daily`) never
+    collide. Databases and Redis keys are removed at the end of the session.
+    """
+    import psycopg
+
+    created: list[Settings] = []
+    admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+
+    def make(profile: str, name: str, **kw: object) -> Settings:
+        project = f"{name}_{SESSION_ID}"
+        if profile == "prod":
+            require_service("postgres")
+            require_service("redis")
+            db = f"finfeast_test_{project}"
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+                conn.execute(f'CREATE DATABASE "{db}"')
+            kw.setdefault("pg_db", db)
+        settings = make_settings(
+            tmp_path_factory.mktemp(f"{profile}_{name}"), data_dir, profile, project=project, **kw
+        )
+        created.append(settings)
+        return settings
+
+    yield make
+    for settings in created:
+        if settings.profile != "prod":
+            continue
+        delete_redis_project(settings.project)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{settings.pg_db}" WITH (FORCE)')
 
 
 def delete_redis_project(
