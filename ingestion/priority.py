@@ -1,0 +1,54 @@
+"""Cross-source priority: one row per key of a table, taken from the highest-priority source.
+
+Why: `stocks_5yr` and `lean_daily` both hold e.g. AAPL 2013-2018, and `bars` keys on
+(symbol, event_timestamp). The source listed first in `ingestion.SOURCES` wins; the other copy is
+a legitimate outcome, not an error, but it is not loaded, so it is quarantined under the rule
+`superseded` with the winning source in `detail`, and rows read = loaded + quarantined holds.
+Rows already stored by a source that is not part of this run take part with their own rank, so
+a run of only `lean_daily` cannot overwrite `stocks_5yr` rows.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ingestion.batch import Checked
+from ingestion.rules import SUPERSEDED
+from ingestion.sources import rank
+
+
+def apply_priority(checked: list[Checked], key: list[str], stored: pd.DataFrame | None) -> None:
+    """Move rows that lose the priority contest from `accepted` to `rejected` (in place)."""
+    parts = []
+    for i, c in enumerate(checked):
+        if c.accepted.empty:
+            continue
+        part = c.accepted[key].copy()
+        part["_rank"] = rank(c.source)
+        part["_owner"] = i
+        part["_label"] = c.accepted.index
+        part["_source"] = c.source
+        parts.append(part)
+    if stored is not None and not stored.empty:
+        part = stored[key].copy()
+        part["_rank"] = stored["source"].map(rank)
+        part["_owner"] = -1
+        part["_label"] = -1
+        part["_source"] = stored["source"]
+        parts.append(part)
+    if len(parts) < 2:
+        return
+    claims = pd.concat(parts, ignore_index=True).sort_values("_rank", kind="stable")
+    losers = claims[claims.duplicated(key, keep="first") & (claims["_owner"] >= 0)]
+    if losers.empty:
+        return
+    winners = claims.drop_duplicates(key, keep="first")[[*key, "_source"]]
+    losers = losers.merge(winners.rename(columns={"_source": "_winner"}), on=key, how="left")
+    for owner, group in losers.groupby("_owner"):
+        c = checked[int(owner)]
+        labels = pd.Index(group["_label"])
+        moved = c.raw.loc[labels].copy()
+        moved["_rule"] = SUPERSEDED
+        moved["_detail"] = ("superseded by " + group["_winner"].astype(str)).to_numpy()
+        c.rejected = pd.concat([c.rejected, moved], ignore_index=True)
+        c.accepted = c.accepted[~c.accepted.index.isin(labels)]

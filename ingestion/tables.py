@@ -1,0 +1,192 @@
+"""Canonical offline tables: names, keys, column types and the explicit (pandera) schemas.
+
+Why one place: every source maps its rows onto one of these tables, the validator checks rows
+against them, and the offline layer keys its upserts on `TableSpec.key`. docs/architecture.md
+holds the same table; change both together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import pandas as pd
+
+# logical column types -> pandas dtypes of a conforming frame
+_DTYPES = {
+    "str": "object",
+    "float64": "float64",
+    "int64": "int64",
+    "bool": "bool",
+    "ts": "datetime64[ns, UTC]",
+}
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One canonical table: its key (unique per row) and its columns in order."""
+
+    name: str
+    key: tuple[str, ...]
+    columns: tuple[tuple[str, str], ...]  # (column, logical type)
+    nullable: tuple[str, ...] = ()
+    time_column: str | None = "event_timestamp"
+    entity: tuple[str, ...] = ()  # columns identifying one series (for monotonic-time checks)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c for c, _ in self.columns]
+
+    def empty(self) -> pd.DataFrame:
+        return pd.DataFrame({c: pd.Series(dtype=_DTYPES[t]) for c, t in self.columns})
+
+    def conform(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Columns in canonical order with canonical dtypes (raises on a missing column)."""
+        out = {}
+        for col, typ in self.columns:
+            s = df[col]
+            if typ == "ts":
+                if not isinstance(s.dtype, pd.DatetimeTZDtype):
+                    s = pd.to_datetime(s, utc=True)
+                s = s.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+            elif typ == "str":
+                s = s.astype(object)
+            elif typ == "bool":
+                s = s.astype(bool)
+            else:
+                s = s.astype(_DTYPES[typ])
+            out[col] = s
+        return pd.DataFrame(out, index=df.index)
+
+
+_META = (("source", "str"), ("ingested_at", "ts"))
+
+BARS = TableSpec(
+    "bars",
+    key=("symbol", "event_timestamp"),
+    columns=(
+        ("symbol", "str"),
+        ("event_timestamp", "ts"),
+        ("open", "float64"),
+        ("high", "float64"),
+        ("low", "float64"),
+        ("close", "float64"),
+        ("volume", "float64"),
+        ("asset_class", "str"),
+        *_META,
+    ),
+    entity=("symbol",),
+)
+MACRO = TableSpec(
+    "macro",
+    key=("series", "event_timestamp"),
+    columns=(("series", "str"), ("event_timestamp", "ts"), ("value", "float64"), *_META),
+    entity=("series",),
+)
+FX_RATES = TableSpec(
+    "fx_rates",
+    key=("base", "quote", "event_timestamp", "source"),
+    columns=(
+        ("base", "str"),
+        ("quote", "str"),
+        ("rate", "float64"),
+        ("event_timestamp", "ts"),
+        *_META,
+    ),
+    entity=("base", "quote", "source"),
+)
+LISTINGS = TableSpec(
+    "listings",
+    key=("symbol",),
+    columns=(
+        ("symbol", "str"),
+        ("name", "str"),
+        ("sector", "str"),
+        ("sub_industry", "str"),
+        ("exchange", "str"),
+        ("is_etf", "bool"),
+        ("date_added", "ts"),
+        ("event_timestamp", "ts"),
+        *_META,
+    ),
+    nullable=("sector", "sub_industry", "exchange", "date_added"),
+)
+ACCOUNTS = TableSpec(
+    "accounts",
+    key=("account_id",),
+    columns=(
+        ("account_id", "str"),
+        ("opened_at", "ts"),
+        ("risk_profile", "str"),
+        ("base_currency", "str"),
+        ("simulated", "bool"),
+        ("event_timestamp", "ts"),
+        *_META,
+    ),
+)
+TRANSACTIONS = TableSpec(
+    "transactions",
+    key=("txn_id",),
+    columns=(
+        ("txn_id", "str"),
+        ("account_id", "str"),
+        ("symbol", "str"),
+        ("quantity", "float64"),
+        ("price", "float64"),
+        ("event_timestamp", "ts"),
+        ("simulated", "bool"),
+        *_META,
+    ),
+)
+POSITIONS = TableSpec(
+    "positions",
+    key=("account_id", "symbol"),
+    columns=(
+        ("account_id", "str"),
+        ("symbol", "str"),
+        ("quantity", "float64"),
+        ("avg_cost", "float64"),
+        ("event_timestamp", "ts"),
+        ("simulated", "bool"),
+        *_META,
+    ),
+)
+QUARANTINE = TableSpec(
+    "quarantine",
+    key=("source", "rule", "row_hash"),
+    columns=(
+        ("source", "str"),
+        ("table", "str"),
+        ("rule", "str"),
+        ("detail", "str"),
+        ("row", "str"),
+        ("row_hash", "str"),
+        ("ingested_at", "ts"),
+    ),
+    time_column=None,
+)
+
+TABLES: dict[str, TableSpec] = {
+    t.name: t
+    for t in (BARS, MACRO, FX_RATES, LISTINGS, ACCOUNTS, TRANSACTIONS, POSITIONS, QUARANTINE)
+}
+
+
+@cache
+def pandera_schema(table: str) -> Any:
+    """The explicit pandera schema of a canonical table (types, nullability, unique key).
+
+    Imported lazily: pandera costs ~0.7 s to import and only the ingest run needs it.
+    """
+    import pandera.pandas as pa
+
+    spec = TABLES[table]
+    checks = {"float64": [pa.Check(lambda s: s.notna() & ~s.isin([float("inf"), -float("inf")]))]}
+    columns = {}
+    for col, typ in spec.columns:
+        nullable = col in spec.nullable
+        dtype = _DTYPES[typ] if typ != "str" else object
+        col_checks = [] if nullable else checks.get(typ, [])
+        columns[col] = pa.Column(dtype, nullable=nullable, checks=col_checks)
+    return pa.DataFrameSchema(columns, unique=list(spec.key), strict=True, ordered=True)
