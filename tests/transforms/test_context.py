@@ -1,0 +1,148 @@
+"""Market-context family on real data: values checked independently, point in time, partitionable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from featstore_inputs import load_bars, load_fx_rates, load_listings, load_macro
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from finfeast.errors import FinfeastError
+from transforms.context import (
+    FEATURE_NAMES,
+    compute_context_features,
+    context_features,
+    prepare_context,
+)
+
+
+@pytest.fixture(scope="module")
+def inputs(data_dir) -> dict[str, pd.DataFrame]:
+    return {
+        "bars": load_bars(data_dir),
+        "macro": load_macro(data_dir),
+        "fx_rates": load_fx_rates(),
+        "listings": load_listings(data_dir),
+    }
+
+
+@pytest.fixture(scope="module")
+def full(inputs) -> pd.DataFrame:
+    return compute_context_features(
+        inputs["bars"], inputs["macro"], inputs["fx_rates"], inputs["listings"]
+    )
+
+
+def _one(full: pd.DataFrame, symbol: str) -> pd.DataFrame:
+    return full[full["symbol"] == symbol].set_index("event_timestamp")
+
+
+def test_one_row_per_bar_and_every_feature_present(inputs, full) -> None:
+    assert len(full) == len(inputs["bars"])
+    assert list(full.columns) == ["symbol", "event_timestamp", *FEATURE_NAMES]
+    # every feature carries real values somewhere in this slice (no silently empty family)
+    assert full[list(FEATURE_NAMES)].notna().any().all()
+
+
+def test_relative_return_and_beta_match_an_independent_computation(inputs, full) -> None:
+    closes = inputs["bars"].pivot(index="event_timestamp", columns="symbol", values="close")
+    r = closes / closes.shift(1) - 1.0
+    xom = _one(full, "XOM")
+    np.testing.assert_allclose(
+        xom["ret_rel_spx_1"], (r["XOM"] - r["^GSPC"]).reindex(xom.index), rtol=1e-10, equal_nan=True
+    )
+    # beta / correlation over the last 60 bars, by numpy on a handful of real dates
+    pair = pd.concat([r["XOM"], r["^GSPC"]], axis=1, keys=["x", "m"]).dropna()
+    for end in (60, 200, 700, len(pair) - 1):
+        window = pair.iloc[end - 59 : end + 1]
+        cov = np.cov(window["x"], window["m"], ddof=1)
+        at = window.index[-1]
+        np.testing.assert_allclose(xom.loc[at, "beta_spx_60"], cov[0, 1] / cov[1, 1], rtol=1e-9)
+        np.testing.assert_allclose(
+            xom.loc[at, "corr_spx_60"], np.corrcoef(window["x"], window["m"])[0, 1], rtol=1e-9
+        )
+    # warm-up: the first 60 bars (59 returns + the missing first) are null, not 0
+    assert xom["beta_spx_60"].iloc[:60].isna().all()
+    assert xom["beta_spx_60"].iloc[60:].notna().all()
+
+
+def test_sector_relative_return_uses_listings_sectors(inputs, full) -> None:
+    closes = inputs["bars"].pivot(index="event_timestamp", columns="symbol", values="close")
+    r = closes / closes.shift(1) - 1.0
+    energy = r[["XOM", "CVX", "COP"]]  # GICS Energy in the real constituents file
+    expected = r["CVX"] - energy.mean(axis=1)
+    cvx = _one(full, "CVX")
+    np.testing.assert_allclose(
+        cvx["ret_rel_sector_1"], expected.reindex(cvx.index), rtol=1e-9, atol=1e-15, equal_nan=True
+    )
+    # Information Technology has only AAPL and MSFT here: below the minimum, so null
+    assert _one(full, "AAPL")["ret_rel_sector_1"].isna().all()
+    # an index has no sector
+    assert _one(full, "^GSPC")["ret_rel_sector_20"].isna().all()
+
+
+def test_vix_stamped_after_the_close_is_seen_the_next_session(data_dir, full) -> None:
+    raw = pd.read_csv(data_dir / "datasets" / "finance-vix" / "vix-daily.csv")
+    raw["DATE"] = pd.to_datetime(raw["DATE"])
+    vix_by_day = raw.set_index("DATE")["CLOSE"]
+    msft = _one(full, "MSFT")
+    day = msft.index.tz_convert("America/New_York").normalize().tz_localize(None)
+    prev_vix = vix_by_day.asof(day - pd.Timedelta(days=1))
+    # the 16:15 VIX close of day D is after the 16:00 bar of day D: the bar sees D-1's value
+    np.testing.assert_allclose(msft["vix"].to_numpy(), prev_vix.to_numpy(), rtol=1e-12)
+    assert not np.allclose(msft["vix"].to_numpy(), vix_by_day.reindex(day).to_numpy())
+
+
+def test_missing_context_tables_give_nulls_not_zeros(inputs) -> None:
+    out = compute_context_features(inputs["bars"])
+    for name in ("vix", "wti_ret_1", "eurusd_ret_1", "ret_rel_sector_1"):
+        assert out[name].isna().all(), name
+    assert out["ret_rel_spx_1"].notna().any()  # the index is in bars, so this one still works
+
+
+def test_any_subset_of_symbols_gives_the_same_rows(inputs, full) -> None:
+    ctx = prepare_context(inputs["bars"], inputs["macro"], inputs["fx_rates"], inputs["listings"])
+    part = inputs["bars"][inputs["bars"]["symbol"].isin(["JPM", "XOM"])]
+    got = context_features(part, ctx).reset_index(drop=True)
+    expected = full[full["symbol"].isin(["JPM", "XOM"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+
+def test_bars_without_close_are_rejected(inputs) -> None:
+    with pytest.raises(FinfeastError, match="close"):
+        compute_context_features(inputs["bars"].drop(columns=["close"]))
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(cut=st.floats(0.1, 0.95), noise=st.floats(0.5, 2.0))
+def test_no_look_ahead_changing_everything_after_t_changes_nothing_at_or_before_t(
+    inputs, full, cut, noise
+) -> None:
+    """Rewrite every bar, macro value and FX rate after t: no context feature at or before t moves."""
+    times = np.sort(inputs["bars"]["event_timestamp"].unique())
+    t = pd.Timestamp(times[int(cut * (len(times) - 1))])
+
+    def scramble(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+        df = df.copy()
+        later = df["event_timestamp"] > t
+        for col in cols:
+            df.loc[later, col] = df.loc[later, col].to_numpy() * noise + 1.0
+        return df
+
+    changed = compute_context_features(
+        scramble(inputs["bars"], ["open", "high", "low", "close"]),
+        scramble(inputs["macro"], ["value"]),
+        scramble(inputs["fx_rates"], ["rate"]),
+        inputs["listings"],
+    )
+    upto = full["event_timestamp"] <= t
+    pd.testing.assert_frame_equal(changed[upto], full[upto], check_exact=True)
+    after = full["event_timestamp"] > t
+    if after.sum() > 100:  # the scramble really changed the future (the test can fail)
+        assert not changed.loc[after, "ret_rel_spx_5"].equals(full.loc[after, "ret_rel_spx_5"])

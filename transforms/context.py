@@ -1,0 +1,361 @@
+"""Market context and cross-section features: a symbol's bars measured against the market.
+
+Why apart from the bar-only families: these features need other tables (the index's bars, `macro`,
+`fx_rates`, `listings`) and, for the sector-relative return, every symbol of a session at once.
+They are computed in two steps so the per-symbol part can be partitioned (Dask) with results
+identical to one process:
+
+1. `prepare_context(bars, macro, fx_rates, listings)` builds the market-wide inputs once: index
+   returns, per-(sector, session) mean returns, and one derived series per macro/FX source.
+2. `context_features(bars, ctx)` joins them onto any subset of symbols' bars.
+`compute_context_features(...)` does both (the sibling of `transforms.compute_features`).
+
+Point in time: every join is an as-of join on `event_timestamp` that only looks backwards
+(`direction="backward"`, exact matches allowed: a value stamped at the same instant is known).
+Index returns and sector means are matched on the exact session timestamp (a stale index return
+would be wrong, not late); macro and FX values may be up to `MACRO_TOLERANCE` old (weekends,
+holidays, ECB vs NYSE calendars), older values are null. Changes and returns of macro/FX series are
+computed on the series' own observations before the join, so they never use a future observation.
+
+Conventions (all float64, warm-up and missing inputs are null, never 0):
+- returns are simple: close[t] / close[t-n] - 1 over the symbol's own previous n bars;
+- `beta_spx_60`, `corr_spx_60`: sample covariance / variance (ddof=1) of 1-bar returns of the
+  symbol and ^GSPC over the symbol's last 60 bars; null unless all 60 pairs exist;
+- sector means are equal-weight over the sector's symbols with a return that session (the symbol
+  itself included), null with fewer than `MIN_SECTOR_MEMBERS`; the sector is today's GICS sector
+  from `listings` (a static attribute: historical reclassifications are not tracked);
+- FX pairs are read direct, inverted, or crossed through EUR on identical timestamps, from the
+  source with most rows for that pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from finfeast.errors import FinfeastError
+
+INDEX_SYMBOL = "^GSPC"
+BETA_WINDOW = 60
+MIN_SECTOR_MEMBERS = 3
+MACRO_TOLERANCE = pd.Timedelta(days=5)
+SOURCE_TABLES: tuple[str, ...] = ("bars", "macro", "fx_rates", "listings")
+FAMILY = "market_context"
+
+# name -> (description, convention): the catalog builds FeatureSpecs from this table.
+CONTEXT_FEATURES: dict[str, tuple[str, str]] = {
+    "ret_rel_spx_1": (
+        "1-bar return minus the S&P 500 (^GSPC) 1-bar return",
+        "simple returns, exact session match",
+    ),
+    "ret_rel_spx_5": (
+        "5-bar return minus the S&P 500 5-bar return",
+        "simple returns, exact session match",
+    ),
+    "ret_rel_spx_20": (
+        "20-bar return minus the S&P 500 20-bar return",
+        "simple returns, exact session match",
+    ),
+    "beta_spx_60": (
+        "rolling 60-bar beta of 1-bar returns to the S&P 500",
+        "sample cov/var (ddof=1), full window required",
+    ),
+    "corr_spx_60": (
+        "rolling 60-bar correlation of 1-bar returns with the S&P 500",
+        "Pearson, full window required",
+    ),
+    "ret_rel_sector_1": (
+        "1-bar return minus the equal-weight mean of its GICS sector that session",
+        f"sector from listings, >= {MIN_SECTOR_MEMBERS} members",
+    ),
+    "ret_rel_sector_20": (
+        "20-bar return minus the sector's mean 20-bar return that session",
+        f"sector from listings, >= {MIN_SECTOR_MEMBERS} members",
+    ),
+    "vix": ("CBOE VIX level, latest value known at the bar", "as-of join, max age 5 days"),
+    "vix_chg_1": (
+        "VIX change since the previous VIX observation, in points",
+        "difference on VIX's own series, then as-of",
+    ),
+    "vix_chg_5": (
+        "VIX change over its last 5 observations, in points",
+        "difference on VIX's own series, then as-of",
+    ),
+    "wti_ret_1": ("WTI crude 1-observation return", "simple return, non-positive prices -> null"),
+    "wti_ret_5": ("WTI crude 5-observation return", "simple return, non-positive prices -> null"),
+    "brent_ret_1": (
+        "Brent crude 1-observation return",
+        "simple return, non-positive prices -> null",
+    ),
+    "eurusd_ret_1": ("EUR/USD (USD per EUR) 1-observation return", "ECB-style fixing, as-of join"),
+    "eurusd_ret_5": ("EUR/USD 5-observation return", "ECB-style fixing, as-of join"),
+    "usdjpy_ret_1": (
+        "USD/JPY (JPY per USD) 1-observation return",
+        "crossed through EUR when not direct",
+    ),
+    "gbpusd_ret_1": (
+        "GBP/USD (USD per GBP) 1-observation return",
+        "crossed through EUR when not direct",
+    ),
+}
+FEATURE_NAMES: tuple[str, ...] = tuple(CONTEXT_FEATURES)
+
+# macro series -> (derived column, kind, periods); kind "diff" (points) or "ret" (simple return)
+_MACRO_DERIVED: dict[str, tuple[tuple[str, str, int], ...]] = {
+    "VIX": (("vix", "level", 0), ("vix_chg_1", "diff", 1), ("vix_chg_5", "diff", 5)),
+    "WTI": (("wti_ret_1", "ret", 1), ("wti_ret_5", "ret", 5)),
+    "BRENT": (("brent_ret_1", "ret", 1),),
+}
+# (base, quote) -> derived columns
+_FX_DERIVED: dict[tuple[str, str], tuple[tuple[str, str, int], ...]] = {
+    ("EUR", "USD"): (("eurusd_ret_1", "ret", 1), ("eurusd_ret_5", "ret", 5)),
+    ("USD", "JPY"): (("usdjpy_ret_1", "ret", 1),),
+    ("GBP", "USD"): (("gbpusd_ret_1", "ret", 1),),
+}
+
+
+@dataclass(frozen=True)
+class MarketContext:
+    """Market-wide inputs of the context family, built once and joined per symbol."""
+
+    index_returns: pd.DataFrame  # event_timestamp, spx_ret_1, spx_ret_5, spx_ret_20
+    sector_of: dict[str, str]  # symbol -> GICS sector
+    sector_means: pd.DataFrame  # sector, event_timestamp, sector_ret_1, sector_ret_20
+    series: dict[str, pd.DataFrame] = field(default_factory=dict)  # name -> event_timestamp + cols
+
+
+def _sorted_bars(bars: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in ("symbol", "event_timestamp", "close") if c not in bars.columns]
+    if missing:
+        raise FinfeastError(f"context features: bars lack column(s) {', '.join(missing)}")
+    out = bars.loc[:, ["symbol", "event_timestamp", "close"]]
+    return out.sort_values(["symbol", "event_timestamp"], kind="stable").reset_index(drop=True)
+
+
+def _lagged_return(codes: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
+    """close[t]/close[t-n] - 1 within each symbol (rows sorted by symbol, time)."""
+    out = np.full(len(close), np.nan)
+    if len(close) > n:
+        same = codes[n:] == codes[:-n]
+        prev = close[:-n]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(same & (prev > 0), close[n:] / prev - 1.0, np.nan)
+        out[n:] = ratio
+    return out
+
+
+def _returns(sorted_bars: pd.DataFrame, windows: tuple[int, ...]) -> dict[int, np.ndarray]:
+    codes = pd.factorize(sorted_bars["symbol"])[0]
+    close = sorted_bars["close"].to_numpy(dtype="float64")
+    return {n: _lagged_return(codes, close, n) for n in windows}
+
+
+def _derive(values: pd.Series, kind: str, periods: int) -> pd.Series:
+    if kind == "level":
+        return values
+    if kind == "diff":
+        return values - values.shift(periods)
+    prev = values.shift(periods)
+    return (values / prev - 1.0).where((prev > 0) & (values > 0))
+
+
+def _series_frame(
+    ts: pd.Series, values: pd.Series, derived: tuple[tuple[str, str, int], ...]
+) -> pd.DataFrame:
+    frame = pd.DataFrame({"event_timestamp": ts.to_numpy(), "value": values.to_numpy("float64")})
+    frame = frame.dropna().drop_duplicates("event_timestamp", keep="last")
+    frame = frame.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
+    out = frame[["event_timestamp"]].copy()
+    for col, kind, periods in derived:
+        out[col] = _derive(frame["value"], kind, periods).to_numpy("float64")
+    return out
+
+
+def _fx_pair(fx: pd.DataFrame, base: str, quote: str) -> pd.DataFrame | None:
+    """Rate series (event_timestamp, rate) for base/quote: direct, inverted or crossed via EUR."""
+
+    def direct(b: str, q: str) -> pd.DataFrame | None:
+        rows = fx[(fx["base"] == b) & (fx["quote"] == q)]
+        if rows.empty:
+            return None
+        if "source" in rows.columns:
+            counts = rows["source"].value_counts()
+            best = sorted(counts[counts == counts.max()].index)[0]
+            rows = rows[rows["source"] == best]
+        return rows[["event_timestamp", "rate"]].drop_duplicates("event_timestamp", keep="last")
+
+    got = direct(base, quote)
+    if got is not None:
+        return got
+    inv = direct(quote, base)
+    if inv is not None:
+        return inv.assign(rate=1.0 / inv["rate"])
+    if "EUR" not in (base, quote):
+        eb, eq = direct("EUR", base), direct("EUR", quote)
+        if eb is not None and eq is not None:
+            both = eb.merge(eq, on="event_timestamp", suffixes=("_b", "_q"))
+            return pd.DataFrame(
+                {
+                    "event_timestamp": both["event_timestamp"],
+                    "rate": both["rate_q"] / both["rate_b"],
+                }
+            )
+    return None
+
+
+def prepare_context(
+    bars: pd.DataFrame,
+    macro: pd.DataFrame | None = None,
+    fx_rates: pd.DataFrame | None = None,
+    listings: pd.DataFrame | None = None,
+    index_symbol: str = INDEX_SYMBOL,
+) -> MarketContext:
+    """Market-wide inputs from the canonical tables (any of macro/fx_rates/listings may be None)."""
+    sb = _sorted_bars(bars)
+    rets = _returns(sb, (1, 5, 20))
+    is_index = (sb["symbol"] == index_symbol).to_numpy()
+    index_returns = pd.DataFrame(
+        {
+            "event_timestamp": sb["event_timestamp"].to_numpy()[is_index],
+            "spx_ret_1": rets[1][is_index],
+            "spx_ret_5": rets[5][is_index],
+            "spx_ret_20": rets[20][is_index],
+        }
+    )
+
+    sector_of: dict[str, str] = {}
+    if listings is not None and {"symbol", "sector"} <= set(listings.columns):
+        known = listings.dropna(subset=["sector"])
+        known = known[known["sector"].astype(str).str.strip() != ""]
+        sector_of = dict(zip(known["symbol"].astype(str), known["sector"].astype(str), strict=True))
+    sector = sb["symbol"].map(sector_of)
+    per_row = pd.DataFrame(
+        {
+            "sector": sector,
+            "event_timestamp": sb["event_timestamp"],
+            "r1": rets[1],
+            "r20": rets[20],
+        }
+    ).dropna(subset=["sector"])
+    grouped = per_row.groupby(["sector", "event_timestamp"], sort=True)
+    sector_means = grouped.agg(
+        sector_ret_1=("r1", "mean"),
+        n1=("r1", "count"),
+        sector_ret_20=("r20", "mean"),
+        n20=("r20", "count"),
+    ).reset_index()
+    sector_means["sector_ret_1"] = sector_means["sector_ret_1"].where(
+        sector_means["n1"] >= MIN_SECTOR_MEMBERS
+    )
+    sector_means["sector_ret_20"] = sector_means["sector_ret_20"].where(
+        sector_means["n20"] >= MIN_SECTOR_MEMBERS
+    )
+    sector_means = sector_means.drop(columns=["n1", "n20"])
+
+    series: dict[str, pd.DataFrame] = {}
+    if macro is not None and len(macro):
+        for name, derived in _MACRO_DERIVED.items():
+            rows = macro[macro["series"] == name]
+            if len(rows):
+                series[name] = _series_frame(rows["event_timestamp"], rows["value"], derived)
+    if fx_rates is not None and len(fx_rates):
+        for (base, quote), derived in _FX_DERIVED.items():
+            pair = _fx_pair(fx_rates, base, quote)
+            if pair is not None and len(pair):
+                series[f"{base}{quote}"] = _series_frame(
+                    pair["event_timestamp"], pair["rate"], derived
+                )
+    return MarketContext(index_returns, sector_of, sector_means, series)
+
+
+def _rolling_sum(values: np.ndarray, window: int) -> np.ndarray:
+    """Sum of each full trailing window, computed per window (independent of earlier rows)."""
+    out = np.full(len(values), np.nan)
+    if len(values) >= window:
+        out[window - 1 :] = np.lib.stride_tricks.sliding_window_view(values, window).sum(axis=1)
+    return out
+
+
+def _beta_corr(codes: np.ndarray, x: np.ndarray, y: np.ndarray, window: int):
+    """Rolling sample beta of x on y and correlation, within symbol, full windows only."""
+    n = float(window)
+    sx, sy = _rolling_sum(x, window), _rolling_sum(y, window)
+    sxy, sxx, syy = (
+        _rolling_sum(x * y, window),
+        _rolling_sum(x * x, window),
+        _rolling_sum(y * y, window),
+    )
+    cov = (sxy - sx * sy / n) / (n - 1)
+    var_x = (sxx - sx * sx / n) / (n - 1)
+    var_y = (syy - sy * sy / n) / (n - 1)
+    inside = np.zeros(len(x), dtype=bool)
+    if len(x) >= window:
+        inside[window - 1 :] = codes[window - 1 :] == codes[: len(x) - window + 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        beta = np.where(inside & (var_y > 0), cov / var_y, np.nan)
+        corr = np.where(inside & (var_x > 0) & (var_y > 0), cov / np.sqrt(var_x * var_y), np.nan)
+    return beta, corr
+
+
+def _asof(left: pd.DataFrame, right: pd.DataFrame, tolerance: pd.Timedelta | None) -> pd.DataFrame:
+    """Backward as-of join of `right` onto `left` (both carry event_timestamp), left order kept."""
+    order = np.argsort(left["event_timestamp"].to_numpy(), kind="stable")
+    lsorted = left.iloc[order][["event_timestamp"]].reset_index(drop=True)
+    lsorted["_pos"] = order
+    right = right.astype({"event_timestamp": left["event_timestamp"].dtype})
+    joined = pd.merge_asof(
+        lsorted,
+        right,
+        on="event_timestamp",
+        direction="backward",
+        allow_exact_matches=True,
+        tolerance=tolerance,
+    )
+    joined = joined.sort_values("_pos", kind="stable").reset_index(drop=True)
+    return joined.drop(columns=["event_timestamp", "_pos"])
+
+
+def context_features(bars: pd.DataFrame, ctx: MarketContext) -> pd.DataFrame:
+    """The context family for `bars` (any subset of symbols, each with its full history).
+
+    One row per input bar, sorted by symbol then event_timestamp: `symbol`, `event_timestamp`
+    and every name in `FEATURE_NAMES`.
+    """
+    sb = _sorted_bars(bars)
+    codes = pd.factorize(sb["symbol"])[0]
+    rets = _returns(sb, (1, 5, 20))
+    out = sb[["symbol", "event_timestamp"]].copy()
+    idx = sb[["event_timestamp"]].merge(ctx.index_returns, on="event_timestamp", how="left")
+    for n in (1, 5, 20):
+        out[f"ret_rel_spx_{n}"] = rets[n] - idx[f"spx_ret_{n}"].to_numpy("float64")
+    beta, corr = _beta_corr(codes, rets[1], idx["spx_ret_1"].to_numpy("float64"), BETA_WINDOW)
+    out["beta_spx_60"] = beta
+    out["corr_spx_60"] = corr
+
+    sec = pd.DataFrame(
+        {"sector": sb["symbol"].map(ctx.sector_of), "event_timestamp": sb["event_timestamp"]}
+    )
+    sec = sec.merge(ctx.sector_means, on=["sector", "event_timestamp"], how="left")
+    out["ret_rel_sector_1"] = rets[1] - sec["sector_ret_1"].to_numpy("float64")
+    out["ret_rel_sector_20"] = rets[20] - sec["sector_ret_20"].to_numpy("float64")
+
+    for frame in ctx.series.values():
+        joined = _asof(sb, frame, MACRO_TOLERANCE)
+        for col in joined.columns:
+            out[col] = joined[col].to_numpy("float64")
+    for name in FEATURE_NAMES:  # absent inputs -> null columns, never 0
+        if name not in out.columns:
+            out[name] = np.nan
+    return out[["symbol", "event_timestamp", *FEATURE_NAMES]]
+
+
+def compute_context_features(
+    bars: pd.DataFrame,
+    macro: pd.DataFrame | None = None,
+    fx_rates: pd.DataFrame | None = None,
+    listings: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Context features of every bar, from the canonical tables (the sibling of compute_features)."""
+    return context_features(bars, prepare_context(bars, macro, fx_rates, listings))
