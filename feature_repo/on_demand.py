@@ -1,0 +1,42 @@
+"""On-demand feature view: the live price (request data) against the daily SMA 20.
+
+Why on demand: the live price only exists at request time (a quote in the model's hands), while
+the SMA is a daily batch feature; Feast joins them at read time, so the ratio never goes stale and
+needs no storage. Python mode keeps the online path free of pandas overhead.
+"""
+
+from typing import Any
+
+from feast import Field, RequestSource, on_demand_feature_view
+from feast.types import Float64
+from feature_views import DAILY_VIEWS
+
+from transforms import catalog
+
+live_price_request = RequestSource(
+    name="live_price_request",
+    schema=[
+        Field(name="live_price", dtype=Float64, description="Latest traded price at request time")
+    ],
+    description="Request data: the caller's latest price for the symbol.",
+)
+
+_SMA_VIEW = DAILY_VIEWS[catalog.family_of("sma_20")][["sma_20"]]
+
+
+@on_demand_feature_view(
+    sources=[_SMA_VIEW, live_price_request],
+    schema=[
+        Field(name="live_vs_sma_20", dtype=Float64, description="live_price / daily sma_20 - 1"),
+        Field(name="live_minus_sma_20", dtype=Float64, description="live_price - daily sma_20"),
+    ],
+    mode="python",
+    description="Live price (request data) against the latest daily SMA 20.",
+)
+def live_price_vs_sma(inputs: dict[str, Any]) -> dict[str, Any]:
+    ratios, diffs = [], []
+    for price, sma in zip(inputs["live_price"], inputs["sma_20"], strict=True):
+        ok = price is not None and sma is not None and sma == sma and sma != 0
+        ratios.append(price / sma - 1.0 if ok else None)
+        diffs.append(price - sma if ok else None)
+    return {"live_vs_sma_20": ratios, "live_minus_sma_20": diffs}

@@ -1,0 +1,366 @@
+"""The at-least-once consumer loop shared by the stream jobs.
+
+One batch = poll up to `batch_size` messages -> decode and validate each (bad ones to the DLQ) ->
+the job's processor updates its per-entity state and returns feature rows -> write the rows to the
+online store (fast writer) -> upsert them into the offline log -> flush the DLQ -> commit the
+offsets. A failing write (Redis or PostgreSQL down) is retried with exponential backoff and the
+offsets are not committed until it succeeds, so a crash at any point means redelivery, never loss;
+redelivered rows are harmless because both stores are idempotent by (entity, event time).
+
+Scaling: every process of a job joins the same consumer group; partitions are keyed by entity, so
+an entity's state lives in exactly one process. When a partition is assigned, the processor's
+state for it is rebuilt by re-reading the partition from its start up to the committed offset
+(without emitting rows), so a process taking over after a crash computes the same features the
+dead one would have.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from loguru import logger
+
+from stream_jobs.broker import consumer_config, ensure_topics, producer_config
+from stream_jobs.dead_letter import DeadLetters
+from stream_jobs.metrics import JobMetrics
+from stream_jobs.offline_log import OfflineLog
+from stream_jobs.online_writer import OnlineWriter, Row, ViewSpec
+from stream_jobs.schemas import InvalidMessage, decode, dlq_topic
+
+
+@dataclass(frozen=True)
+class Event:
+    """A decoded, valid message with its Kafka coordinates."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: dict[str, Any]
+    kafka_ts_ms: int
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where a processor's rows go: an online feature view and an offline log table."""
+
+    view: ViewSpec
+    log_table: str
+
+
+class Processor(Protocol):
+    """A stream job's domain logic (per-entity state), independent of Kafka and the stores."""
+
+    name: str
+    topics: tuple[str, ...]
+    outputs: tuple[Output, ...]
+
+    def process(self, events: Sequence[Event]) -> dict[str, list[Row]]: ...
+
+    def warm(self, events: Sequence[Event]) -> None: ...
+
+    def forget_partition(self, topic: str, partition: int) -> None: ...
+
+    def observe(self, metrics: JobMetrics) -> None: ...
+
+
+@dataclass
+class LoopConfig:
+    """Consumer loop knobs (documented in docs/streaming.md)."""
+
+    bootstrap: str
+    group: str
+    batch_size: int = 1000
+    poll_timeout: float = 0.2
+    idle_exit_seconds: float | None = None  # stop after this long with no messages and no lag
+    max_events: int | None = None
+    max_seconds: float | None = None
+    backoff_initial: float = 0.1
+    backoff_max: float = 5.0
+    write_offline: bool = True
+    consumer_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoopSummary:
+    """Counts of one run of a job."""
+
+    job: str
+    events_in: int = 0
+    rows_out: int = 0
+    online_written: int = 0
+    dlq: int = 0
+    dlq_by_reason: dict[str, int] = field(default_factory=dict)
+    late: int = 0
+    batches: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+
+    @property
+    def status(self) -> str:
+        return "ok"
+
+    def __str__(self) -> str:
+        return (
+            f"{self.job}: {self.events_in} events in, {self.rows_out} rows out "
+            f"({self.online_written} online writes), {self.dlq} dead-lettered, {self.late} late, "
+            f"{self.batches} batches, {self.retries} retries in {self.seconds:.1f}s"
+        )
+
+
+_RETRYABLE_NAMES = {
+    "ConnectionError",
+    "TimeoutError",
+    "BusyLoadingError",
+    "OperationalError",
+    "ServiceUnavailable",
+    "InterfaceError",
+}
+
+
+def _retryable(exc: BaseException) -> bool:
+    return any(t.__name__ in _RETRYABLE_NAMES for t in type(exc).__mro__)
+
+
+class StreamLoop:
+    """Runs a `Processor` over its topics with at-least-once delivery into the stores."""
+
+    def __init__(
+        self,
+        processor: Processor,
+        writer: OnlineWriter,
+        offline: OfflineLog | None,
+        config: LoopConfig,
+        metrics: JobMetrics | None = None,
+    ) -> None:
+        self.processor = processor
+        self.writer = writer
+        self.offline = offline
+        self.config = config
+        self.metrics = metrics or JobMetrics(processor.name)
+        self.summary = LoopSummary(processor.name)
+        self._stop = False
+        self._consumer: Any = None
+        self._assigned: set[tuple[str, int]] = set()
+        self._last_lag_check = 0.0
+        self._lag_total = 0
+
+    def stop(self) -> None:
+        self._stop = True
+
+    # ---- partition assignment ------------------------------------------------------------
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        for tp in partitions:
+            self._rebuild(tp.topic, tp.partition)
+            self._assigned.add((tp.topic, tp.partition))
+        logger.info("{}: assigned {}", self.processor.name, sorted(self._assigned))
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        for tp in partitions:
+            self.processor.forget_partition(tp.topic, tp.partition)
+            self._assigned.discard((tp.topic, tp.partition))
+
+    def _rebuild(self, topic: str, partition: int) -> None:
+        """Replay [start, committed) of a newly assigned partition into the processor's state."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        committed = self._consumer.committed([TopicPartition(topic, partition)], timeout=10)[
+            0
+        ].offset
+        if committed is None or committed <= 0:
+            return
+        reader = Consumer(
+            consumer_config(
+                self.config.bootstrap,
+                f"{self.config.group}.rebuild",
+                **self.config.consumer_overrides,
+            )
+        )
+        try:
+            low, _high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            if committed <= low:
+                return
+            reader.assign([TopicPartition(topic, partition, low)])
+            replayed = 0
+            while True:
+                msgs = reader.consume(num_messages=self.config.batch_size, timeout=1.0)
+                if not msgs:
+                    continue
+                events = []
+                done = False
+                for m in msgs:
+                    if m.error():
+                        continue
+                    if m.offset() >= committed:
+                        done = True
+                        break
+                    try:
+                        value = decode(topic, m.value())
+                    except InvalidMessage:
+                        continue
+                    events.append(Event(topic, partition, m.offset(), value, m.timestamp()[1]))
+                self.processor.warm(events)
+                replayed += len(events)
+                if done or (msgs and msgs[-1].offset() >= committed - 1):
+                    break
+            logger.info(
+                "{}: rebuilt {}[{}] from {} events", self.processor.name, topic, partition, replayed
+            )
+        finally:
+            reader.close()
+
+    # ---- one batch -----------------------------------------------------------------------
+    def _decode(self, msgs: Sequence[Any], dead: DeadLetters) -> list[Event]:
+        events: list[Event] = []
+        now_ms = int(time.time() * 1000)
+        m_in = self.metrics.events_in
+        for m in msgs:
+            topic = m.topic()
+            m_in.labels(self.metrics.job, topic).inc()
+            try:
+                value = decode(topic, m.value(), now_ms=now_ms)
+            except InvalidMessage as exc:
+                dead.send(m, exc.reason, exc.detail)
+                continue
+            events.append(Event(topic, m.partition(), m.offset(), value, m.timestamp()[1]))
+        return events
+
+    def _with_retry(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        delay = self.config.backoff_initial
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                if not _retryable(exc) or self._stop:
+                    raise
+                self.summary.retries += 1
+                self.metrics.retries.labels(self.metrics.job).inc()
+                logger.warning(
+                    "{}: {} failed ({}); retrying in {:.1f}s", self.processor.name, what, exc, delay
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, self.config.backoff_max)
+
+    def _write(self, rows_by_view: dict[str, list[Row]], kafka_ts: list[int]) -> None:
+        for out in self.processor.outputs:
+            rows = rows_by_view.get(out.view.name) or []
+            if not rows:
+                continue
+            stats = self._with_retry(
+                f"online write {out.view.name}", self.writer.write, out.view, rows
+            )
+            self.summary.online_written += stats.written
+            self.summary.rows_out += len(rows)
+            self.metrics.events_out.labels(self.metrics.job, out.view.name).inc(len(rows))
+        done_ms = time.time() * 1000
+        hist = self.metrics.freshness.labels(self.metrics.job)
+        for ts in kafka_ts:
+            hist.observe(max(done_ms - ts, 0.0) / 1000)
+        if self.offline is not None and self.config.write_offline:
+            for out in self.processor.outputs:
+                rows = rows_by_view.get(out.view.name) or []
+                if rows:
+                    self._with_retry(
+                        f"offline log {out.log_table}",
+                        self.offline.append,
+                        out.log_table,
+                        out.view,
+                        rows,
+                    )
+
+    def _commit(self, msgs: Sequence[Any]) -> None:
+        from confluent_kafka import TopicPartition
+
+        last: dict[tuple[str, int], int] = {}
+        for m in msgs:
+            if not m.error():
+                key = (m.topic(), m.partition())
+                last[key] = max(last.get(key, -1), m.offset())
+        if last:
+            offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+            self._with_retry("commit", self._consumer.commit, offsets=offsets, asynchronous=False)
+
+    def _update_lag(self, force: bool = False) -> int:
+        from confluent_kafka import TopicPartition
+
+        now = time.monotonic()
+        if not force and now - self._last_lag_check < 1.0:
+            return self._lag_total
+        self._last_lag_check = now
+        total = 0
+        assigned = [TopicPartition(t, p) for t, p in sorted(self._assigned)]
+        if not assigned:
+            return -1
+        positions = self._consumer.position(assigned)
+        for tp in positions:
+            _low, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+            pos = tp.offset if tp.offset >= 0 else _low
+            lag = max(high - pos, 0)
+            total += lag
+            self.metrics.lag.labels(self.metrics.job, tp.topic, str(tp.partition)).set(lag)
+        self._lag_total = total
+        return total
+
+    # ---- the loop ------------------------------------------------------------------------
+    def run(self) -> LoopSummary:
+        from confluent_kafka import Consumer, KafkaError, Producer
+
+        cfg = self.config
+        topics = list(self.processor.topics)
+        ensure_topics(cfg.bootstrap, topics + [dlq_topic(t) for t in topics])
+        self._consumer = Consumer(
+            consumer_config(cfg.bootstrap, cfg.group, **cfg.consumer_overrides)
+        )
+        dead = DeadLetters(Producer(producer_config(cfg.bootstrap)), self.metrics)
+        self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        started = time.monotonic()
+        last_msg = time.monotonic()
+        batch_hist = self.metrics.batch_seconds.labels(self.metrics.job)
+        try:
+            while not self._stop:
+                if cfg.max_seconds and time.monotonic() - started > cfg.max_seconds:
+                    break
+                msgs = self._consumer.consume(num_messages=cfg.batch_size, timeout=cfg.poll_timeout)
+                msgs = [
+                    m
+                    for m in msgs
+                    if not (m.error() and m.error().code() == KafkaError._PARTITION_EOF)
+                ]
+                for m in msgs:
+                    if m.error():
+                        logger.warning("{}: consumer error {}", self.processor.name, m.error())
+                msgs = [m for m in msgs if not m.error()]
+                if not msgs:
+                    if cfg.idle_exit_seconds is not None and self._assigned:
+                        if (
+                            time.monotonic() - last_msg >= cfg.idle_exit_seconds
+                            and self._update_lag(True) == 0
+                        ):
+                            break
+                    continue
+                t0 = time.perf_counter()
+                last_msg = time.monotonic()
+                events = self._decode(msgs, dead)
+                rows_by_view = self.processor.process(events)
+                self._write(rows_by_view, [e.kafka_ts_ms for e in events])
+                dead.flush()
+                self._commit(msgs)
+                self.processor.observe(self.metrics)
+                batch_hist.observe(time.perf_counter() - t0)
+                self.summary.batches += 1
+                self.summary.events_in += len(msgs)
+                self._update_lag()
+                if cfg.max_events and self.summary.events_in >= cfg.max_events:
+                    break
+        finally:
+            self.summary.dlq = dead.count
+            self.summary.dlq_by_reason = dict(dead.by_reason)
+            self.summary.late = int(self.metrics.total("finfeast_stream_late_events_total"))
+            self.summary.seconds = time.monotonic() - started
+            try:
+                dead.flush(10)
+            finally:
+                self._consumer.close()
+        return self.summary
