@@ -89,27 +89,34 @@ PANELS: tuple[Panel, ...] = (
     ),
     Panel(
         "Serving latency (p50 / p99)",
-        "Feature server request latency by endpoint.",
+        "Server-side /get-online-features latency by read path (lean Redis path or Feast SDK).",
         "s",
         (
-            Query(
-                _quantile(0.5, "feast_feature_server_request_latency_seconds", "endpoint"),
-                "{{endpoint}} p50",
-            ),
-            Query(
-                _quantile(0.99, "feast_feature_server_request_latency_seconds", "endpoint"),
-                "{{endpoint}} p99",
-            ),
+            Query(_quantile(0.5, "finfeast_serving_request_seconds", "path"), "{{path}} p50"),
+            Query(_quantile(0.99, "finfeast_serving_request_seconds", "path"), "{{path}} p99"),
         ),
     ),
     Panel(
         "Serving requests",
-        "Feature server requests per second by endpoint and status.",
+        "Feature server requests per second by route and HTTP status.",
         "reqps",
         (
             Query(
-                "sum by (endpoint, status) (rate(feast_feature_server_request_total[1m]))",
-                "{{endpoint}} {{status}}",
+                "sum by (route, status) (rate(finfeast_serving_requests_total[1m]))",
+                "{{route}} {{status}}",
+            ),
+        ),
+    ),
+    Panel(
+        "Hot-entity cache hit ratio",
+        "Share of entity reads answered by the in-process cache within its freshness bound.",
+        "percentunit",
+        (
+            Query(
+                "sum(rate(finfeast_serving_cache_hits_total[5m])) / (sum(rate("
+                "finfeast_serving_cache_hits_total[5m])) + sum(rate("
+                "finfeast_serving_cache_misses_total[5m])))",
+                "hit ratio",
             ),
         ),
     ),
