@@ -7,11 +7,14 @@ rows that were served. View schemas come from `stream_jobs.views` (bar features 
 transforms catalog), so the jobs and Feast cannot disagree on names.
 """
 
+import os
 from datetime import timedelta
 
-from data_sources import offline_table_source
+from data_sources import OFFLINE_DIR, offline_table_source
 from entities import symbol
 from feast import Entity, FeatureService, FeatureView, Field, PushSource, ValueType
+from feast.feature_logging import LoggingConfig
+from feast.infra.offline_stores.file_source import FileLoggingDestination
 from feast.types import Bool, Float64, Int64
 from feature_views import projections
 from on_demand import live_price_vs_sma
@@ -95,6 +98,13 @@ realtime_v1 = FeatureService(
         "Daily and stream views share catalog feature names: read with full_feature_names=True."
     ),
     tags={"version": "1"},
+    # Served rows are logged by `finfeast serve` (finfeast/serving/feature_log.py) as Parquet;
+    # `finfeast audit` compares them with the backfill.
+    logging_config=LoggingConfig(
+        destination=FileLoggingDestination(
+            path=os.path.join(OFFLINE_DIR, "serving_logs", "realtime_v1")
+        )
+    ),
 )
 
 account_realtime_v1 = FeatureService(
