@@ -13,14 +13,21 @@ from feast import FeatureView, Field
 from feast.types import Float64, Int64
 
 from transforms import catalog
+from transforms.versioning import active_versions
 
 # A daily value older than this is stale: weekends and exchange holidays fit inside it.
 DAILY_TTL = timedelta(days=10)
+
+# The version (and code hash) of each family that built this deployment's features_daily; before
+# the first build, the catalog's own. A definition change bumps it on the next `finfeast
+# features`, so `feast plan` shows the tag diff and `feast apply` records it in the registry.
+BUILT_VERSIONS = active_versions()
 
 _DTYPES = {"float64": Float64, "int64": Int64}
 
 
 def _daily_view(family: catalog.FamilySpec) -> FeatureView:
+    built = BUILT_VERSIONS.get(family.name, {})
     return FeatureView(
         name=f"daily_{family.name}",
         entities=[symbol],
@@ -34,10 +41,10 @@ def _daily_view(family: catalog.FamilySpec) -> FeatureView:
         description=family.description,
         tags={
             "family": family.name,
-            "family_version": str(family.version),
+            "family_version": str(built.get("version", family.version)),
             "kind": family.kind,
             "source_tables": ",".join(family.source_tables),
-            "code_hash": family.code_hash,
+            "code_hash": built.get("code_hash", family.code_hash),
         },
     )
 

@@ -131,3 +131,35 @@ def load_listings(data_dir: Path) -> pd.DataFrame:
             "source": "s-and-p-500-companies",
         }
     )
+
+
+def write_canonical_tables(settings, data_dir: Path, symbols: tuple[str, ...] = SYMBOLS) -> None:
+    """Write bars, macro, fx_rates and listings of the real slice into `settings`' offline store."""
+    from finfeast.offline import open_tables
+
+    settings.ensure_dirs()
+    tables = open_tables(settings)
+    tables.replace("bars", load_bars(data_dir, symbols))
+    tables.replace("macro", load_macro(data_dir))
+    tables.replace("fx_rates", load_fx_rates())
+    tables.replace("listings", load_listings(data_dir))
+
+
+_BUILT: dict[str, object] = {}
+
+
+def built_settings(settings_factory, data_dir: Path, profile: str = "local"):
+    """Settings whose store holds the real slice, built features/labels, and an applied repo.
+
+    Cached per profile for the whole session (several test modules share one build).
+    """
+    if profile not in _BUILT:
+        from finfeast.store import apply_repo
+        from transforms.build import build_feature_tables
+
+        settings = settings_factory(profile, f"featstore_{profile}")
+        write_canonical_tables(settings, data_dir)
+        build_feature_tables(settings)
+        apply_repo(settings)
+        _BUILT[profile] = settings
+    return _BUILT[profile]

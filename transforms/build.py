@@ -1,0 +1,226 @@
+"""Build the offline feature and label tables from the canonical tables (`finfeast features`).
+
+Why one entry point: the main job, the CLI and the tests all need the same recipe, on either
+profile and either engine:
+
+    bars (+ macro, fx_rates, listings when present)
+      -> bar-only catalog (`transforms.compute_features`) + market-context family
+      -> ONE wide table `features_daily` (key symbol, event_timestamp; + created_timestamp)
+      -> `labels_daily` (forward returns; never joined into features_daily)
+
+Both tables are rebuilt in full on every run (`replace`): the catalog is deterministic, so a rebuild
+after a definition change or a rollback gives exactly the values of that definition. The catalog's
+families, versions and code hashes are recorded in the version history (`transforms.versioning`) so
+the Feast views can be tagged with the version that produced the table.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from loguru import logger
+
+from finfeast.config import Settings
+from finfeast.errors import FinfeastError
+from finfeast.offline import OfflineTables, open_tables
+from transforms.labels import LABELS_TABLE, compute_labels
+
+FEATURES_TABLE = "features_daily"
+FEATURE_KEY = ("symbol", "event_timestamp")
+BAR_COLUMNS = ("symbol", "event_timestamp", "open", "high", "low", "close", "volume")
+CONTEXT_TABLES = ("macro", "fx_rates", "listings")
+ENGINES = ("local", "dask")
+
+
+@dataclass
+class FeatureBuildSummary:
+    """What a build wrote and how long each step took."""
+
+    engine: str
+    rows: int = 0
+    symbols: int = 0
+    n_features: int = 0
+    n_bar_features: int = 0
+    n_context_features: int = 0
+    label_rows: int = 0
+    context_tables: tuple[str, ...] = ()
+    versions: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    status: str = "ok"
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.seconds.values())
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """One row per step, for the summary table of `finfeast run` / `finfeast features`."""
+        detail = {
+            "read": f"{self.rows:,} bars of {self.symbols} symbols; context: "
+            + (", ".join(self.context_tables) or "none"),
+            "context inputs": "index returns, sector means, macro/FX series",
+            "bar features": f"{self.n_bar_features} bar-only features",
+            "context features": f"{self.n_context_features} market-context features",
+            "features (dask)": f"{self.n_features} features, partitioned by symbol",
+            "write features": f"{FEATURES_TABLE}: {self.rows:,} rows x {self.n_features} features",
+            "labels": f"{LABELS_TABLE}: {self.label_rows:,} rows",
+        }
+        return [
+            {"step": step, "seconds": round(sec, 2), "detail": detail.get(step, "")}
+            for step, sec in self.seconds.items()
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{FEATURES_TABLE}: {self.rows:,} rows x {self.n_features} features "
+            f"({self.symbols} symbols, engine {self.engine}) in {self.total_seconds:.1f}s"
+        )
+
+
+class _Timer:
+    def __init__(self, summary: FeatureBuildSummary) -> None:
+        self.summary = summary
+
+    def run(self, step: str, fn: Callable[[], Any]) -> Any:
+        t0 = time.perf_counter()
+        out = fn()
+        self.summary.seconds[step] = time.perf_counter() - t0
+        logger.info("features: {} in {:.2f}s", step, self.summary.seconds[step])
+        return out
+
+
+def read_bars(tables: OfflineTables) -> pd.DataFrame:
+    """The canonical daily bars, sorted by symbol and time; a clear error if not ingested yet."""
+    if not tables.exists("bars"):
+        raise FinfeastError("offline table 'bars' does not exist: run `finfeast ingest` first")
+    bars = tables.read("bars", columns=list(BAR_COLUMNS))
+    if bars.empty:
+        raise FinfeastError("offline table 'bars' is empty: nothing to compute features from")
+    bars["event_timestamp"] = pd.to_datetime(bars["event_timestamp"], utc=True)
+    for col in ("open", "high", "low", "close", "volume"):
+        bars[col] = bars[col].astype("float64")
+    return bars.sort_values(list(FEATURE_KEY), kind="stable").reset_index(drop=True)
+
+
+def read_context_tables(tables: OfflineTables) -> dict[str, pd.DataFrame]:
+    """The context tables that exist (macro, fx_rates, listings); missing ones are skipped."""
+    found = {}
+    for name in CONTEXT_TABLES:
+        if tables.exists(name):
+            df = tables.read(name)
+            if "event_timestamp" in df.columns:
+                df["event_timestamp"] = pd.to_datetime(df["event_timestamp"], utc=True)
+            found[name] = df
+    return found
+
+
+def _conform_dtypes(features: pd.DataFrame) -> pd.DataFrame:
+    """Cast every catalog feature to its declared dtype (int64 columns with nulls -> Int64)."""
+    from transforms import catalog
+
+    for spec in catalog.all_features():
+        if spec.name not in features.columns:
+            continue
+        col = features[spec.name]
+        if spec.dtype == "int64":
+            features[spec.name] = col.astype("int64" if col.notna().all() else "Int64")
+        else:
+            features[spec.name] = col.astype("float64")
+    return features
+
+
+def compute_all_features(
+    bars: pd.DataFrame,
+    context_tables: dict[str, pd.DataFrame] | None = None,
+    engine: str = "local",
+    dask_address: str | None = None,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Bar-only catalog + context family for `bars`: one row per bar, key columns first.
+
+    Returns the wide frame (sorted by symbol, event_timestamp) and seconds per step.
+    """
+    from transforms.context import FEATURE_NAMES, prepare_context
+
+    if engine not in ENGINES:
+        raise FinfeastError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    ctx_tables = context_tables or {}
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    ctx = prepare_context(
+        bars, ctx_tables.get("macro"), ctx_tables.get("fx_rates"), ctx_tables.get("listings")
+    )
+    seconds["context inputs"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if engine == "dask":
+        from transforms.dask_engine import compute_partitioned
+
+        bar_feats, ctx_feats = compute_partitioned(bars, ctx, address=dask_address)
+        seconds["features (dask)"] = time.perf_counter() - t0
+    else:
+        from transforms import compute_features
+        from transforms.context import context_features
+
+        bar_feats = compute_features(bars)
+        seconds["bar features"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ctx_feats = context_features(bars, ctx)
+        seconds["context features"] = time.perf_counter() - t0
+    bar_feats = bar_feats.sort_values(list(FEATURE_KEY), kind="stable").reset_index(drop=True)
+    keys_equal = bar_feats["symbol"].equals(ctx_feats["symbol"]) and bar_feats[
+        "event_timestamp"
+    ].equals(ctx_feats["event_timestamp"])
+    if not keys_equal:
+        raise FinfeastError("internal: bar and context feature rows are not aligned")
+    wide = pd.concat([bar_feats, ctx_feats[list(FEATURE_NAMES)]], axis=1)
+    return _conform_dtypes(wide), seconds
+
+
+def build_feature_tables(
+    settings: Settings, engine: str = "local", dask_address: str | None = None
+) -> FeatureBuildSummary:
+    """Compute the whole catalog from the offline canonical tables and write the feature and
+    label tables of `settings`' profile."""
+    from transforms import catalog
+    from transforms.context import FEATURE_NAMES
+    from transforms.versioning import record_build
+
+    settings.ensure_dirs()
+    tables = open_tables(settings)
+    summary = FeatureBuildSummary(engine=engine)
+    timer = _Timer(summary)
+
+    def read() -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+        return read_bars(tables), read_context_tables(tables)
+
+    bars, ctx_tables = timer.run("read", read)
+    summary.rows, summary.symbols = len(bars), int(bars["symbol"].nunique())
+    summary.context_tables = tuple(ctx_tables)
+
+    wide, step_seconds = compute_all_features(bars, ctx_tables, engine, dask_address)
+    summary.seconds.update(step_seconds)
+    logger.info("features: computed in {:.2f}s", sum(step_seconds.values()))
+    summary.n_context_features = len(FEATURE_NAMES)
+    summary.n_features = wide.shape[1] - len(FEATURE_KEY)
+    summary.n_bar_features = summary.n_features - summary.n_context_features
+
+    created = pd.Timestamp(datetime.now(UTC))
+    wide["created_timestamp"] = created
+    timer.run("write features", lambda: tables.replace(FEATURES_TABLE, wide))
+
+    def labels() -> int:
+        frame = compute_labels(bars)
+        frame["created_timestamp"] = created
+        tables.replace(LABELS_TABLE, frame)
+        return len(frame)
+
+    summary.label_rows = timer.run("labels", labels)
+    summary.versions = record_build(settings, catalog.FAMILIES.values())
+    nulls = int(np.isnan(wide.select_dtypes("float64").to_numpy()).all(axis=0).sum())
+    if nulls:
+        logger.warning("features: {} feature columns are entirely null", nulls)
+    return summary
