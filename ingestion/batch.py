@@ -32,6 +32,7 @@ class Batch:
     entity: tuple[str, ...] | None = None  # default: the table's entity columns
     finalize: Callable[[pd.DataFrame], pd.DataFrame] | None = None
     check_time_order: bool = True
+    allow_equal_times: bool = False  # e.g. several fills of one account at the same close
     malformed: list[str] = field(default_factory=list)  # lines that did not parse into a row
 
 

@@ -26,7 +26,8 @@ def _first_failures(batch: Batch) -> pd.Series:
         if not open_.any():
             break
         with np.errstate(invalid="ignore"):
-            fails = check(frame).to_numpy(dtype=bool, na_value=True) & open_
+            result = pd.Series(np.asarray(check(frame)), dtype="boolean")
+            fails = result.to_numpy(dtype=bool, na_value=True) & open_
         rule[fails] = name
         open_ &= ~fails
     spec = TABLES[batch.table]
@@ -47,7 +48,8 @@ def _first_failures(batch: Batch) -> pd.Series:
             prev = running_max.groupby([sub[c] for c in entity], sort=False).shift(1)
         else:
             prev = ts.cummax().shift(1)
-        bad = (ts <= prev).to_numpy(dtype=bool, na_value=False)
+        regress = (ts < prev) if batch.allow_equal_times else (ts <= prev)
+        bad = regress.to_numpy(dtype=bool, na_value=False)
         idx = np.flatnonzero(open_)[bad]
         rule[idx] = TIME_NOT_INCREASING
         open_[idx] = False
