@@ -55,6 +55,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     )
     p.add_argument("--no-serving-logs", action="store_true", help="do not log served features")
     p.add_argument(
+        "--log-flush-seconds",
+        type=float,
+        default=5.0,
+        help="flush serving logs this often (default 5 s)",
+    )
+    p.add_argument(
         "--feature-store-yaml",
         type=Path,
         help="serve another Feast repo (its feature_store.yaml) instead of the profile's",
@@ -143,6 +149,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             cache_entries=args.cache_entries,
             registry_ttl_s=args.registry_ttl,
             serving_logs=not args.no_serving_logs,
+            log_flush_s=args.log_flush_seconds,
         ),
     )
     serve(repo, yaml, options)

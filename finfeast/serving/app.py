@@ -99,7 +99,7 @@ class ServingApp:
             return
         if kind == "http":
             path = scope["path"]
-            if path == ONLINE_ROUTE and scope["method"] == "POST" and self.reader is not None:
+            if path == ONLINE_ROUTE and scope["method"] == "POST" and self.metrics is not None:
                 await self._online(scope, receive, send)
                 return
             if path == "/metrics" and scope["method"] == "GET":
@@ -128,11 +128,12 @@ class ServingApp:
 
         t0 = time.perf_counter()
         body = await _read_body(receive)
+        request = None
         try:
             request = _parse_online_request(orjson.loads(body))
             rows, plan = self._read(request)
         except UnsupportedRequest:
-            await self._delegate(scope, body, receive, send, t0)
+            await self._delegate(scope, body, receive, send, t0, request)
             return
         except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
             payload = orjson.dumps({"detail": str(exc)})
@@ -141,7 +142,7 @@ class ServingApp:
             return
         except Exception as exc:  # noqa: BLE001 - Feast errors (unknown service, ...) become JSON
             logger.debug(f"lean read failed, Feast answers: {exc}")
-            await self._delegate(scope, body, receive, send, t0)
+            await self._delegate(scope, body, receive, send, t0, None)
             return
         await _respond(send, 200, orjson.dumps(rows.to_http()), JSON_HEADERS)
         self._count("lean", 200, t0, len(rows.entities))
@@ -149,23 +150,66 @@ class ServingApp:
         if service and self.serving_log is not None and self.serving_log.wants(service):
             self.serving_log.record(service, rows, plan.log_columns, datetime.now(UTC))
 
-    async def _delegate(self, scope: dict, body: bytes, receive: Any, send: Any, t0: float) -> None:
-        """Replay the request to Feast's own handler, counting the status it answers with."""
+    async def _delegate(
+        self, scope: dict, body: bytes, receive: Any, send: Any, t0: float, request: dict | None
+    ) -> None:
+        """Replay the request to Feast's own handler, counting its status and logging its rows."""
         status = 500
+        service = (request or {}).get("feature_service")
+        log = (
+            service is not None and self.serving_log is not None and self.serving_log.wants(service)
+        )
+        chunks: list[bytes] = []
 
         async def counting_send(message: dict) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif log and message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
             await send(message)
 
         await self.feast_app(scope, _replay(body, receive), counting_send)
         self._count("feast", status, t0)
+        if log and status == 200:
+            self._log_feast_response(request, b"".join(chunks))
+
+    def _log_feast_response(self, request: dict, body: bytes) -> None:
+        """Serving logs for requests Feast answered (e.g. services with on-demand views)."""
+        import orjson
+
+        from finfeast.serving.online_reader import OnlineRows
+
+        try:
+            rows = OnlineRows.from_http(orjson.loads(body), list(request["entities"]))
+            columns = self._log_columns(
+                request["feature_service"], rows.feature_names, request["full_feature_names"]
+            )
+        except Exception as exc:  # noqa: BLE001 - logging must never fail a served request
+            logger.warning(f"serving log skipped for {request['feature_service']}: {exc}")
+            return
+        self.serving_log.record(request["feature_service"], rows, columns, datetime.now(UTC))
+
+    def _log_columns(self, service_name: str, names: list[str], full: bool) -> list[str]:
+        """Feast log column (`<view>__<feature>`) of each response feature name."""
+        if full:
+            return names
+        service = self.store.get_feature_service(service_name, allow_cache=True)
+        owners: dict[str, list[str]] = {}
+        for proj in service.feature_view_projections:
+            for feat in proj.features:
+                owners.setdefault(feat.name, []).append(proj.name_to_use())
+        ambiguous = [n for n in names if len(owners.get(n, [])) != 1]
+        if ambiguous:
+            raise ValueError(f"names {ambiguous[:3]} are ambiguous: request full_feature_names")
+        return [f"{owners[n][0]}__{n}" for n in names]
 
     def _read(self, request: dict) -> tuple[Any, Any]:
         from finfeast.serving.online_reader import UnsupportedRequest
 
         reader = self.reader
+        if reader is None:
+            raise UnsupportedRequest("lean read path is off")
         plan = reader.plan(
             feature_service=request["feature_service"],
             features=request["features"],

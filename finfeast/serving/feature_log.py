@@ -113,7 +113,9 @@ class ServingLogger:
             for i, col in enumerate(columns):
                 row[col] = rows.values[i][j]
                 row[col + "__timestamp"] = rows.timestamps[i][j]
-                row[col + "__status"] = STATUS_PRESENT
+                row[col + "__status"] = (
+                    rows.statuses[i][j] if rows.statuses is not None else STATUS_PRESENT
+                )
             new_rows.append(row)
         with self._lock:
             buf.rows.extend(new_rows)
@@ -130,13 +132,29 @@ class ServingLogger:
         import pandas as pd
         import pyarrow as pa
 
-        frame = pd.DataFrame(rows)
-        for name in buf.schema.names:
+        frame = pd.DataFrame(rows).reindex(columns=buf.schema.names)
+        for name, dtype in zip(buf.schema.names, buf.schema.types, strict=True):
             if name.endswith("__timestamp"):
                 frame[name] = pd.to_datetime(frame[name], utc=True)
+            elif pa.types.is_floating(dtype):
+                # Feast's JSON carries NaN/Infinity as strings.
+                frame[name] = frame[name].map(lambda v: float(v) if isinstance(v, str) else v)
         return pa.Table.from_pandas(
             frame[buf.schema.names], schema=buf.schema, preserve_index=False
         )
+
+    def _write(self, buf: _ServiceBuffer, table: pa.Table) -> None:
+        """Feast's logging API; for offline stores without it (PostgreSQL), the same Parquet
+        layout Feast's file destination writes (`<path>/<uuid>.parquet`)."""
+        try:
+            self.store.write_logged_features(table, buf.service)
+        except NotImplementedError:
+            import pyarrow.parquet as pq
+
+            path = getattr(buf.service.logging_config.destination, "path", None)
+            if not isinstance(path, str):
+                raise
+            pq.write_table(table, f"{path}/{uuid.uuid4().hex}.parquet")
 
     def flush(self) -> int:
         """Write every buffered row now; returns rows written."""
@@ -149,7 +167,7 @@ class ServingLogger:
             if not rows:
                 continue
             try:
-                self.store.write_logged_features(self._table(buf, rows), buf.service)
+                self._write(buf, self._table(buf, rows))
             except Exception as exc:  # noqa: BLE001 - keep serving; report and retry later
                 logger.error(f"serving log flush for {name} failed: {exc}")
                 if self._on_error:

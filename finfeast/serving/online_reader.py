@@ -78,6 +78,24 @@ class OnlineRows:
     feature_names: list[str]
     values: list[list[Any]]  # per feature, per entity
     timestamps: list[list[str]]  # per feature, per entity (RFC 3339, epoch when absent)
+    statuses: list[list[int]] | None = None  # FieldStatus numbers; None = all PRESENT
+
+    @classmethod
+    def from_http(cls, payload: dict[str, Any], join_keys: list[str]) -> OnlineRows:
+        """Rows from a Feast `/get-online-features` response body (single join key)."""
+        names = payload["metadata"]["feature_names"]
+        results = payload["results"]
+        if len(join_keys) != 1 or names[0] != join_keys[0]:
+            raise UnsupportedRequest("only single-join-key responses can be converted")
+        codes = {"INVALID": 0, "PRESENT": 1, "NULL_VALUE": 2, "NOT_FOUND": 3, "OUTSIDE_MAX_AGE": 4}
+        return cls(
+            join_key=join_keys[0],
+            entities=list(results[0]["values"]),
+            feature_names=list(names[1:]),
+            values=[r["values"] for r in results[1:]],
+            timestamps=[r.get("event_timestamps", []) for r in results[1:]],
+            statuses=[[codes.get(s, 0) for s in r["statuses"]] for r in results[1:]],
+        )
 
     def to_dict(self) -> dict[str, list[Any]]:
         """Same as `OnlineResponse.to_dict()`."""

@@ -31,6 +31,8 @@ RANGE_FEATURES = [f"range_{k}" for k in LAGS]
 SERVICE = "px_v1"
 VIEWS = {"px_returns": RETURN_FEATURES, "px_ranges": RANGE_FEATURES}
 SOURCE_TABLE = "px_features"
+PUSH_SOURCE = "px_push"
+LIVE_VIEW = "px_live"
 # The sessions close at 16:00 New York time: a daily bar is known from then on.
 CLOSE_TIME = "16:00"
 
@@ -48,7 +50,11 @@ def load_price_features(data_dir: Path, symbols: list[str] | None = None) -> pd.
     local_close = pd.to_datetime(bars["date"] + " " + CLOSE_TIME)
     bars["event_timestamp"] = local_close.dt.tz_localize("America/New_York").dt.tz_convert("UTC")
     grouped = bars.groupby("symbol", sort=False)
-    out = {"symbol": bars["symbol"].to_numpy(), "event_timestamp": bars["event_timestamp"]}
+    out = {
+        "symbol": bars["symbol"].to_numpy(),
+        "event_timestamp": bars["event_timestamp"],
+        "close": bars["close"],
+    }
     for k in LAGS:
         out[f"ret_{k}"] = bars["close"] / grouped["close"].shift(k) - 1.0
     for k in LAGS:
@@ -57,7 +63,7 @@ def load_price_features(data_dir: Path, symbols: list[str] | None = None) -> pd.
         out[f"range_{k}"] = hi / lo - 1.0
     frame = pd.DataFrame(out).reset_index(drop=True)
     frame["created_timestamp"] = frame["event_timestamp"]
-    feature_cols = RETURN_FEATURES + RANGE_FEATURES
+    feature_cols = ["close", *RETURN_FEATURES, *RANGE_FEATURES]
     frame[feature_cols] = frame[feature_cols].astype(np.float64)
     return frame
 
@@ -117,7 +123,7 @@ def _yaml(
 
 
 def _definitions(repo: PriceRepo, source_path: Path):
-    from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+    from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, ValueType
     from feast.feature_logging import LoggingConfig
     from feast.infra.offline_stores.file_source import FileLoggingDestination
     from feast.types import Float64
@@ -153,6 +159,15 @@ def _definitions(repo: PriceRepo, source_path: Path):
         )
         for name, features in VIEWS.items()
     ]
+    push = PushSource(name=PUSH_SOURCE, batch_source=source)
+    live = FeatureView(
+        name=LIVE_VIEW,
+        entities=[symbol],
+        ttl=timedelta(days=10),
+        schema=[Field(name="close", dtype=Float64)],
+        source=push,
+        online=True,
+    )
     logging = None
     if repo.offline != "postgres":
         # Feast's PostgreSQL offline store has no logging destination; see docs/serving.md.
@@ -163,7 +178,7 @@ def _definitions(repo: PriceRepo, source_path: Path):
         description="All 50 real-price features (serving tests and benchmarks).",
         logging_config=logging,
     )
-    return [symbol, *views, service]
+    return [symbol, *views, live, service]
 
 
 def build_price_repo(

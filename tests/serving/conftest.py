@@ -1,0 +1,125 @@
+"""Serving fixtures: a real-price Feast repo on the real Redis, and a running feature server.
+
+One repo per test session (own Feast project, own temp dir; Redis keys removed at the end), built
+from a slice of the real S&P 500 daily file. The server fixture runs `finfeast serve` as a
+subprocess on a free loopback port, exactly as a user would, and stops it by PID.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT_CONFTEST = str(Path(__file__).resolve().parents[1] / "conftest.py")
+SYMBOLS = ["AAPL", "IBM", "MSFT", "BAC", "AIG", "JPM", "XOM", "GE", "APTV", "DWDP", "BHF", "T"]
+
+
+def root(config: pytest.Config):  # noqa: ANN201 - the lead's tests/conftest.py module
+    module = config.pluginmanager.get_plugin(ROOT_CONFTEST)
+    assert module is not None, f"{ROOT_CONFTEST} is not loaded"
+    return module
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def price_repo(
+    tmp_path_factory: pytest.TempPathFactory, data_dir: Path, pytestconfig: pytest.Config
+) -> Iterator:
+    helpers = root(pytestconfig)
+    helpers.require_service("redis")
+    from finfeast.serving.price_repo import build_price_repo, drop_online_keys
+
+    repo = build_price_repo(
+        tmp_path_factory.mktemp("price_repo"),
+        data_dir,
+        project=f"srv_{helpers.SESSION_ID}",
+        online="redis",
+        symbols=SYMBOLS,
+    )
+    yield repo
+    drop_online_keys(repo)
+
+
+@pytest.fixture(scope="session")
+def price_store(price_repo):
+    return price_repo.store()
+
+
+class RunningServer:
+    def __init__(self, proc: subprocess.Popen, port: int, log: Path) -> None:
+        self.proc, self.port, self.log = proc, port, log
+        self.url = f"http://127.0.0.1:{port}"
+
+
+def start_finfeast_server(yaml: Path, log: Path, *extra: str) -> RunningServer:
+    """`finfeast serve` on a free port; waits for /health."""
+    import requests
+
+    port = free_port()
+    out = open(log, "wb")  # noqa: SIM115 - closed when the process ends
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "finfeast.cli",
+            "serve",
+            "--feature-store-yaml",
+            str(yaml),
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--log-flush-seconds",
+            "0.5",
+            *extra,
+        ],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return RunningServer(proc, port, log)
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            stop_server(proc)
+            raise RuntimeError(f"server not healthy: {log.read_text()[-2000:]}")
+        time.sleep(0.3)
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(price_repo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    running = start_finfeast_server(
+        price_repo.yaml, tmp_path_factory.mktemp("server") / "server.log"
+    )
+    yield running
+    stop_server(running.proc)

@@ -1,0 +1,191 @@
+"""`finfeast serve` as a subprocess on a free loopback port: Feast's HTTP API, lean path, metrics,
+serving logs and the serving-log audit (including a deliberately corrupted online value)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+import requests
+
+from finfeast.serving.price_repo import SERVICE
+
+pytestmark = pytest.mark.slow
+
+
+def _post(server, payload: dict) -> requests.Response:
+    return requests.post(f"{server.url}/get-online-features", json=payload, timeout=30)
+
+
+def _by_name(body: dict) -> dict:
+    return dict(zip(body["metadata"]["feature_names"], body["results"], strict=True))
+
+
+def test_health(server) -> None:
+    assert requests.get(f"{server.url}/health", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        {"feature_service": SERVICE},
+        {"features": ["px_returns:ret_1", "px_ranges:range_20"]},
+        {"feature_service": SERVICE, "full_feature_names": True},
+    ],
+)
+def test_online_features_equal_feast_sdk(server, price_store, selector: dict) -> None:
+    from feast.feature_server_utils import convert_response_to_dict
+
+    symbols = ["AAPL", "JPM", "NOT_A_SYMBOL"]
+    response = _post(server, {**selector, "entities": {"symbol": symbols}})
+    assert response.status_code == 200, response.text
+    features = (
+        price_store.get_feature_service(selector["feature_service"])
+        if "feature_service" in selector
+        else selector["features"]
+    )
+    sdk = price_store.get_online_features(
+        features=features,
+        entity_rows=[{"symbol": s} for s in symbols],
+        full_feature_names=selector.get("full_feature_names", False),
+    )
+    assert _by_name(response.json()) == _by_name(convert_response_to_dict(sdk.proto))
+
+
+def test_requests_the_lean_path_skips_are_answered_by_feast(server) -> None:
+    body = {
+        "features": ["px_returns:ret_1"],
+        "entities": {"symbol": ["AAPL"]},
+        "include_feature_view_version_metadata": True,
+    }
+    response = _post(server, body)
+    assert response.status_code == 200, response.text
+    payload = response.json()
+    assert payload["metadata"]["feature_view_metadata"] == [{"name": "px_returns"}]
+    lean = _post(server, {"features": ["px_returns:ret_1"], "entities": {"symbol": ["AAPL"]}})
+    assert _by_name(payload)["ret_1"] == _by_name(lean.json())["ret_1"]
+
+
+def test_bad_requests_get_clear_errors(server) -> None:
+    bad_json = requests.post(
+        f"{server.url}/get-online-features",
+        data=b"{not json",
+        headers={"content-type": "application/json"},
+        timeout=10,
+    )
+    assert bad_json.status_code == 422
+    missing = _post(server, {"feature_service": SERVICE})
+    assert missing.status_code == 422 and "entities" in missing.json()["detail"]
+    wrong_type = _post(server, {"feature_service": SERVICE, "entities": {"symbol": [7]}})
+    assert wrong_type.status_code == 422 and "string" in wrong_type.json()["detail"]
+    unknown = _post(server, {"feature_service": "no_such_service", "entities": {"symbol": ["A"]}})
+    assert unknown.status_code >= 400 and "no_such_service" in unknown.text
+
+
+def test_push_online_then_read_it_back(server) -> None:
+    ts = datetime.now(UTC).isoformat()
+    push = requests.post(
+        f"{server.url}/push",
+        json={
+            "push_source_name": "px_push",
+            "df": {
+                "symbol": ["GE"],
+                "close": [12.345],
+                "event_timestamp": [ts],
+                "created_timestamp": [ts],
+            },
+            "to": "online",
+        },
+        timeout=30,
+    )
+    assert push.status_code == 200, push.text
+    got = _post(server, {"features": ["px_live:close"], "entities": {"symbol": ["GE"]}})
+    assert _by_name(got.json())["close"]["values"] == [12.345]
+
+
+def test_metrics_count_requests_by_path(server) -> None:
+    for _ in range(3):
+        _post(server, {"feature_service": SERVICE, "entities": {"symbol": ["IBM"]}})
+    text = requests.get(f"{server.url}/metrics", timeout=10).text
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
+    lean_ok = samples[
+        (
+            "finfeast_serving_requests_total",
+            (("path", "lean"), ("route", "/get-online-features"), ("status", "200")),
+        )
+    ]
+    assert lean_ok >= 3
+    assert ("finfeast_serving_cache_hit_ratio", ()) in samples
+    assert any(
+        name == "feast_feature_server_push_request_count_total" for name, _ in samples
+    ) or any(name.startswith("feast_") for name, _ in samples)
+
+
+def _wait_for_logs(store, since: datetime, symbol: str, timeout: float = 30.0) -> pd.DataFrame:
+    from finfeast.serving.audit import read_serving_logs
+
+    deadline = time.monotonic() + timeout
+    while True:
+        logs = read_serving_logs(store, SERVICE, since, datetime.now(UTC) + timedelta(minutes=1))
+        if not logs.empty and (logs["symbol"] == symbol).any():
+            return logs
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no serving log rows for {symbol} after {timeout}s")
+        time.sleep(0.5)
+
+
+def test_served_rows_are_logged_and_audit_clean(server, price_store) -> None:
+    from finfeast.serving.audit import audit_serving_logs
+
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    response = _post(server, {"feature_service": SERVICE, "entities": {"symbol": ["MSFT", "T"]}})
+    served = _by_name(response.json())
+    logs = _wait_for_logs(price_store, since, "T")
+    row = logs[logs["symbol"] == "MSFT"].iloc[-1]
+    assert row["px_returns__ret_1"] == served["ret_1"]["values"][0]
+    assert pd.Timestamp(row["px_returns__ret_1__timestamp"]) == pd.Timestamp(
+        served["ret_1"]["event_timestamps"][0]
+    )
+    assert row["px_returns__ret_1__status"] == 1
+    report = audit_serving_logs(price_store, SERVICE, since, datetime.now(UTC))
+    assert report.compared_values >= 2 * 50
+    assert report.mismatched_values == 0, report.examples
+
+
+def test_audit_finds_a_corrupted_online_value(server, price_store) -> None:
+    """Overwrite one served value in Redis (same event timestamp): the audit must flag exactly it."""
+    import redis
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    from finfeast.serving.audit import audit_serving_logs
+    from finfeast.serving.online_reader import RedisOnlineReader
+
+    reader = RedisOnlineReader(price_store)
+    plan = reader.plan(features=["px_returns:ret_1"])
+    key, field = reader._redis_key(plan, "XOM"), plan.fields[0]
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    original = client.hget(key, field)
+    true_value = Value.FromString(original).double_val
+    client.hset(key, field, Value(double_val=true_value + 0.5).SerializeToString())
+    try:
+        since = datetime.now(UTC) - timedelta(seconds=1)
+        _post(server, {"feature_service": SERVICE, "entities": {"symbol": ["XOM", "BAC"]}})
+        _wait_for_logs(price_store, since, "XOM")
+        report = audit_serving_logs(price_store, SERVICE, since, datetime.now(UTC))
+    finally:
+        client.hset(key, field, original)
+    assert report.compared_values == 2 * 50
+    assert report.mismatched_values == 1
+    assert report.mismatch_rate == pytest.approx(1 / 100)
+    (example,) = report.examples
+    assert example["symbol"] == "XOM" and example["feature"] == "px_returns__ret_1"
+    assert example["served"] == pytest.approx(true_value + 0.5)
+    assert example["backfill"] == pytest.approx(true_value)
