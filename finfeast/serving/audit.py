@@ -96,10 +96,14 @@ def read_serving_logs(
 ) -> pd.DataFrame:
     """Logged rows of a service with `start <= __log_timestamp < end`."""
     import pandas as pd
+    from feast.errors import FeatureServiceNotFoundException
 
     from finfeast.errors import FinfeastError
 
-    service = store.get_feature_service(service_name)
+    try:
+        service = store.get_feature_service(service_name)
+    except FeatureServiceNotFoundException as exc:
+        raise FinfeastError(str(exc)) from exc
     if service.logging_config is None:
         raise FinfeastError(f"feature service {service_name} has no logging config")
     path = getattr(service.logging_config.destination, "path", None)
