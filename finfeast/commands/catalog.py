@@ -44,10 +44,11 @@ def _filter_options() -> argparse.ArgumentParser:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    filters = _filter_options()
+    # A fresh filter parser per parser: parents share action objects, and set_defaults below
+    # rewrites the defaults of the actions it owns (they must stay SUPPRESS in list/search).
     p = sub.add_parser(
         "catalog",
-        parents=[common, filters],
+        parents=[common, _filter_options()],
         help="list and search features in the Feast registry (name, family, tags, version)",
         description="Feature discovery from the Feast registry of the profile (run `finfeast "
         "apply` first). `list` (the default) shows every feature; `search TEXT` keeps features "
@@ -56,9 +57,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     )
     p.set_defaults(handler=_run, text=None, **FILTER_DEFAULTS)
     actions = p.add_subparsers(dest="action", metavar="{list,search}")
-    actions.add_parser("list", parents=[common, filters], help="every feature (with filters)")
+    actions.add_parser(
+        "list", parents=[common, _filter_options()], help="every feature (with filters)"
+    )
     s = actions.add_parser(
-        "search", parents=[common, filters], help="features matching every word of TEXT"
+        "search", parents=[common, _filter_options()], help="features matching every word of TEXT"
     )
     s.add_argument("text", nargs="+", help="search words")
 

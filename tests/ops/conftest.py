@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,7 +39,15 @@ def applied_local(settings_factory: Callable[..., Settings]) -> Settings:
     """The project's real feature repo applied into a fresh local-profile registry."""
     from finfeast.store import apply_repo
 
-    settings = settings_factory("local", "ops")
+    settings = settings_factory(
+        "local",
+        "ops",
+        **(
+            {"repo_path": Path(os.environ["OPS_DEV_REPO"])}
+            if os.environ.get("OPS_DEV_REPO")
+            else {}
+        ),
+    )  # DEVHACK
     summary = apply_repo(settings)
     assert summary.feature_views > 0
     return settings
@@ -52,8 +61,7 @@ def feast_ui(
     program: Callable[[str], str],
 ) -> Iterator[str]:
     """`feast ui` over the applied registry on a free loopback port; yields its base URL."""
-    feast = Path(os.environ.get("VIRTUAL_ENV", "")) / "bin" / "feast"
-    feast_bin = str(feast) if feast.exists() else program("feast")
+    feast_bin = str(Path(sys.executable).parent / "feast")  # the venv's console script
     port = root_conftest.free_port()
     log = tmp_path_factory.mktemp("feast_ui") / "ui.log"
     env = {**os.environ, **applied_local.env()}

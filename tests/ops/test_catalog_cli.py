@@ -26,12 +26,13 @@ def entries(store):
     return entries_from_store(store)
 
 
-def _cli(settings, monkeypatch, capsys, *argv: str) -> tuple[int, str]:
+def _cli(settings, monkeypatch, capsys, *argv: str) -> tuple[int, str, str]:
     for key, value in settings.env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("FINFEAST_REPO_PATH", str(settings.repo_path))
     code = main(["catalog", *argv])
-    return code, capsys.readouterr().out
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 def test_every_registered_feature_is_listed_once_per_view(store, entries) -> None:
@@ -94,7 +95,7 @@ def test_tag_filter_syntax_is_checked() -> None:
 
 
 def test_cli_list_prints_a_table_of_every_feature(applied_local, entries, monkeypatch, capsys):
-    code, out = _cli(applied_local, monkeypatch, capsys, "list")
+    code, out, _ = _cli(applied_local, monkeypatch, capsys, "list")
     assert code == 0
     lines = out.strip().splitlines()
     assert lines[0].split()[:4] == ["feature", "view", "family", "version"]
@@ -107,7 +108,7 @@ def test_cli_list_prints_a_table_of_every_feature(applied_local, entries, monkey
 def test_cli_search_json_with_filters_before_and_after_the_action(
     applied_local, entries, monkeypatch, capsys
 ) -> None:
-    code, out = _cli(
+    code, out, _ = _cli(
         applied_local, monkeypatch, capsys, "--family", "oscillators", "search", "rsi", "--json"
     )
     assert code == 0
@@ -120,7 +121,7 @@ def test_cli_search_json_with_filters_before_and_after_the_action(
 def test_cli_no_match_exits_1_and_bad_tag_is_a_one_line_error(
     applied_local, monkeypatch, capsys
 ) -> None:
-    code, out = _cli(applied_local, monkeypatch, capsys, "search", "zz-no-such-feature")
+    code, out, _ = _cli(applied_local, monkeypatch, capsys, "search", "zz-no-such-feature")
     assert code == 1 and out.startswith("0 of ")
     code = main(["catalog", "list", "--tag", "nokeyvalue"])
     assert code == 2
@@ -129,6 +130,6 @@ def test_cli_no_match_exits_1_and_bad_tag_is_a_one_line_error(
 
 def test_cli_on_an_empty_registry_says_to_apply_first(settings_factory, monkeypatch, capsys):
     empty = settings_factory("local", "ops_empty")
-    code, _ = _cli(empty, monkeypatch, capsys, "list")
+    code, _, err = _cli(empty, monkeypatch, capsys, "list")
     assert code == 2
-    assert "finfeast apply" in capsys.readouterr().err
+    assert "finfeast apply" in err
