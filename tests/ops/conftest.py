@@ -39,15 +39,7 @@ def applied_local(settings_factory: Callable[..., Settings]) -> Settings:
     """The project's real feature repo applied into a fresh local-profile registry."""
     from finfeast.store import apply_repo
 
-    settings = settings_factory(
-        "local",
-        "ops",
-        **(
-            {"repo_path": Path(os.environ["OPS_DEV_REPO"])}
-            if os.environ.get("OPS_DEV_REPO")
-            else {}
-        ),
-    )  # DEVHACK
+    settings = settings_factory("local", "ops")
     summary = apply_repo(settings)
     assert summary.feature_views > 0
     return settings
