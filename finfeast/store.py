@@ -151,8 +151,7 @@ def materialize(
         for fv in store.list_batch_feature_views()
         if fv.online
         and (views is None or fv.name in views)
-        and getattr(fv, "batch_source", None) is not None
-        and type(fv.batch_source).__name__ != "PushSource"
+        and getattr(fv, "stream_source", None) is None  # push-fed views: the stream jobs write them
     ]
     if views:
         missing = set(views) - {fv.name for fv in batch_views}
