@@ -7,7 +7,8 @@ needs no storage. Python mode keeps the online path free of pandas overhead.
 
 from typing import Any
 
-from feast import Field, RequestSource, on_demand_feature_view
+from feast import Field, RequestSource
+from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float64
 from feature_views import DAILY_VIEWS
 
@@ -21,14 +22,15 @@ live_price_request = RequestSource(
     description="Request data: the caller's latest price for the symbol.",
 )
 
-_SMA_VIEW = DAILY_VIEWS[catalog.family_of("sma_20")][["sma_20"]]
 
-
+# The projection stays inline: a module-level FeatureView copy would be registered twice.
 @on_demand_feature_view(
-    sources=[_SMA_VIEW, live_price_request],
+    sources=[DAILY_VIEWS[catalog.family_of("sma_20")][["sma_20"]], live_price_request],
+    # live_vs_sma_20 = live_price / daily sma_20 - 1; live_minus_sma_20 = live_price - sma_20.
+    # (No Field descriptions: Feast compares specified and inferred fields including them.)
     schema=[
-        Field(name="live_vs_sma_20", dtype=Float64, description="live_price / daily sma_20 - 1"),
-        Field(name="live_minus_sma_20", dtype=Float64, description="live_price - daily sma_20"),
+        Field(name="live_vs_sma_20", dtype=Float64),
+        Field(name="live_minus_sma_20", dtype=Float64),
     ],
     mode="python",
     description="Live price (request data) against the latest daily SMA 20.",

@@ -294,9 +294,15 @@ class StreamLoop:
         if not assigned:
             return -1
         positions = self._consumer.position(assigned)
+        unknown = [tp for tp in positions if tp.offset < 0]
+        committed = {}
+        if unknown:  # nothing fetched yet on these partitions: measure from the committed offset
+            for tp in self._consumer.committed(unknown, timeout=5):
+                committed[(tp.topic, tp.partition)] = tp.offset
         for tp in positions:
-            _low, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
-            pos = tp.offset if tp.offset >= 0 else _low
+            low, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+            pos = tp.offset if tp.offset >= 0 else committed.get((tp.topic, tp.partition), -1)
+            pos = pos if pos >= 0 else low
             lag = max(high - pos, 0)
             total += lag
             self.metrics.lag.labels(self.metrics.job, tp.topic, str(tp.partition)).set(lag)
@@ -333,7 +339,12 @@ class StreamLoop:
                         logger.warning("{}: consumer error {}", self.processor.name, m.error())
                 msgs = [m for m in msgs if not m.error()]
                 if not msgs:
-                    if cfg.idle_exit_seconds is not None and self._assigned:
+                    # Drained = something was consumed, then nothing for a while and no lag.
+                    if (
+                        cfg.idle_exit_seconds is not None
+                        and self._assigned
+                        and self.summary.events_in
+                    ):
                         if (
                             time.monotonic() - last_msg >= cfg.idle_exit_seconds
                             and self._update_lag(True) == 0

@@ -10,7 +10,6 @@ emits nothing. Ticks update the last-trade view only.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from stream_jobs.anomaly import AnomalyConfig, AnomalyScorer
@@ -25,16 +24,17 @@ TICK_LOG = "stream_trade_tick_log"
 
 
 def _default_operator_factory() -> Callable[[], Any]:
+    """One catalog state holder per symbol (capacity 1), so a symbol's state can be dropped alone."""
     from transforms import OnlineFeatures
 
-    return OnlineFeatures
+    return lambda: OnlineFeatures(capacity=1)
 
 
 def bar_record(value: Mapping[str, Any]) -> dict[str, Any]:
-    """The bar mapping the catalog's online operator takes (UTC event_timestamp)."""
+    """The bar mapping the catalog's online operator takes (event_timestamp as UTC epoch ns)."""
     return {
         "symbol": value["symbol"],
-        "event_timestamp": datetime.fromtimestamp(value["event_time_ms"] / 1000, tz=UTC),
+        "event_timestamp": value["event_time_ms"] * 1_000_000,
         "open": value["open"],
         "high": value["high"],
         "low": value["low"],

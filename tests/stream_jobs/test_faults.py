@@ -1,0 +1,249 @@
+"""Scale-out, crash takeover, Redis outage and Prometheus scraping, against real services.
+
+- Two `finfeast stream run market` processes share one consumer group; one is SIGKILLed mid-stream;
+  the survivor takes its partitions over (rebuilding their state from the topic) and afterwards
+  every replayed bar is in the offline log, the online store holds every symbol's last bar, and
+  the values still equal the batch catalog.
+- A private redis-server is stopped and restarted mid-stream: the job retries with backoff without
+  committing, then catches up; nothing is lost.
+- A real Prometheus server scrapes a running job and a PromQL query returns the event count.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from stream_jobs.consistency import batch_features, compare, day_bars
+from stream_jobs.offline_log import MARKET_LOG, OfflineLog
+from stream_jobs.replay import bar_messages, produce
+from stream_jobs.schemas import TOPIC_BARS
+from stream_jobs.views import market_view
+
+pytestmark = [pytest.mark.kafka, pytest.mark.prod, pytest.mark.slow]
+
+
+def _paced_producer(bootstrap: str, bars: pd.DataFrame, seconds: float) -> threading.Thread:
+    """Produce `bars` spread evenly over about `seconds` (a live-looking stream)."""
+    from confluent_kafka import Producer
+
+    from stream_jobs.broker import ensure_topics, producer_config
+
+    ensure_topics(bootstrap, [TOPIC_BARS])
+    producer = Producer(producer_config(bootstrap))
+    span_ms = (
+        bars["event_timestamp"].iloc[-1] - bars["event_timestamp"].iloc[0]
+    ).total_seconds() * 1000
+    speed = span_ms / 1000 / seconds
+    thread = threading.Thread(
+        target=produce, args=(producer, TOPIC_BARS, bar_messages(bars)), kwargs={"speed": speed}
+    )
+    thread.start()
+    return thread
+
+
+def _log_keys(settings) -> set:  # noqa: ANN001
+    log = OfflineLog(settings).read(MARKET_LOG)
+    return set(zip(log["symbol"], pd.to_datetime(log["event_timestamp"], utc=True), strict=True))
+
+
+def _assert_online_is_last_bar(settings, bars: pd.DataFrame) -> None:  # noqa: ANN001
+    from finfeast.store import get_store
+
+    view = market_view()
+    last = bars.groupby("symbol").tail(1).set_index("symbol")
+    symbols = sorted(last.index)
+    got = (
+        get_store(settings)
+        .get_online_features(
+            features=[f"{view.name}:last_close", f"{view.name}:last_volume"],
+            entity_rows=[{"symbol": s} for s in symbols],
+            full_feature_names=False,
+        )
+        .to_dict()
+    )
+    assert got["last_close"] == [float(last.loc[s, "close"]) for s in symbols]
+    assert got["last_volume"] == [float(last.loc[s, "volume"]) for s in symbols]
+
+
+def _job_process(settings, bootstrap: str, group: str, idle: float) -> subprocess.Popen:  # noqa: ANN001
+    env = {**os.environ, **settings.env()}
+    cmd = [
+        sys.executable, "-m", "finfeast.cli", "--profile", settings.profile, "stream", "run", "market",
+        "--bootstrap", bootstrap, "--group", group, "--metrics-port", "0", "--until-idle", str(idle),
+    ]  # fmt: skip
+    return subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _metrics_port(proc: subprocess.Popen, lines: list[str], timeout: float = 120) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise AssertionError("job exited early:\n" + "".join(lines))
+        lines.append(line)
+        m = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", line)
+        if m:
+            return int(m.group(1))
+    raise AssertionError("job did not start:\n" + "".join(lines))
+
+
+def _scrape(port: int, name: str) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+def _drain_output(proc: subprocess.Popen, lines: list[str]) -> threading.Thread:
+    t = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    t.start()
+    return t
+
+
+def test_two_processes_share_partitions_and_survive_a_kill(settings_factory, broker) -> None:
+    from finfeast.store import apply_repo
+
+    settings = settings_factory("prod", "stream_scale")
+    apply_repo(settings)
+    bars = day_bars(settings, "2013-10-09")
+    group = "t.scale"
+    out_a: list[str] = []
+    out_b: list[str] = []
+    a = _job_process(settings, broker, group, idle=8)
+    b = _job_process(settings, broker, group, idle=8)
+    try:
+        port_a = _metrics_port(a, out_a)
+        port_b = _metrics_port(b, out_b)
+        _drain_output(a, out_a)
+        _drain_output(b, out_b)
+        time.sleep(6)  # both joined the group and share the partitions
+        producer = _paced_producer(broker, bars, seconds=10)
+        time.sleep(4)
+        busy_a = _scrape(port_a, "finfeast_stream_events_in_total")
+        busy_b = _scrape(port_b, "finfeast_stream_events_in_total")
+        assert busy_a > 0 and busy_b > 0, (busy_a, busy_b)  # both consume: partitions are shared
+        os.killpg(a.pid, signal.SIGKILL)  # mid-stream, without a clean leave
+        producer.join()
+        assert b.wait(timeout=120) == 0, "".join(out_b)
+    finally:
+        for p in (a, b):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+    assert any("rebuilt" in line for line in out_b), "".join(out_b)
+    assert _log_keys(settings) == set(zip(bars["symbol"], bars["event_timestamp"], strict=True))
+    _assert_online_is_last_bar(settings, bars)
+    report = compare(OfflineLog(settings).read(MARKET_LOG), batch_features(bars), "2013-10-09")
+    assert report.rate == 1.0 and report.missing_rows == 0, str(report)
+
+
+def test_redis_restart_mid_stream_loses_nothing(
+    prod_on_private_redis, private_redis, broker
+) -> None:
+    from stream_jobs.jobs import JobOptions, build_loop
+
+    settings = prod_on_private_redis
+    bars = day_bars(settings, "2013-10-10")
+    OfflineLog(settings).tables.drop(MARKET_LOG)
+    loop = build_loop(
+        settings,
+        "market",
+        JobOptions(
+            bootstrap=broker, group="t.redis", idle_exit_seconds=3, max_seconds=120, batch_size=100
+        ),
+    )
+    result: dict = {}
+    job = threading.Thread(target=lambda: result.update(summary=loop.run()))
+    job.start()
+    producer = _paced_producer(broker, bars, seconds=8)
+    time.sleep(3)
+    private_redis.stop()
+    time.sleep(2.5)
+    private_redis.start()
+    producer.join()
+    job.join(timeout=120)
+    summary = result["summary"]
+    assert summary.retries > 0  # the job saw the outage and retried instead of committing
+    assert loop.metrics.total("finfeast_stream_write_retries_total") == summary.retries
+    assert _log_keys(settings) == set(zip(bars["symbol"], bars["event_timestamp"], strict=True))
+    _assert_online_is_last_bar(settings, bars)
+
+
+def _prometheus_query(port: int, query: str) -> list:
+    url = f"http://127.0.0.1:{port}/api/v1/query?query={urllib.parse.quote(query)}"
+    body = json.loads(urllib.request.urlopen(url, timeout=5).read())
+    assert body["status"] == "success"
+    return body["data"]["result"]
+
+
+def test_prometheus_scrapes_a_running_job(stream_local, broker, helpers, tmp_path: Path) -> None:
+    from stream_jobs.jobs import JobOptions, build_loop
+
+    binary = helpers.which_or_unavailable("prometheus")
+    bars = day_bars(stream_local, "2013-10-11").head(600)
+    from confluent_kafka import Producer
+
+    from stream_jobs.broker import ensure_topics, producer_config
+
+    ensure_topics(broker, [TOPIC_BARS])
+    produce(Producer(producer_config(broker)), TOPIC_BARS, bar_messages(bars))
+    loop = build_loop(
+        stream_local, "market", JobOptions(bootstrap=broker, group="t.prom", max_seconds=90)
+    )
+    metrics_port = loop.metrics.serve(0)
+    job = threading.Thread(target=loop.run)
+    job.start()
+    prom_port = helpers.free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n"
+        "scrape_configs:\n  - job_name: finfeast_stream\n    honor_labels: true\n"
+        f"    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}']\n"
+    )
+    prom = subprocess.Popen(
+        [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{prom_port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        value = None
+        while time.monotonic() < deadline:
+            try:
+                result = _prometheus_query(
+                    prom_port, 'sum(finfeast_stream_events_in_total{job="market"})'
+                )
+                value = float(result[0]["value"][1]) if result else None
+            except OSError:
+                value = None
+            if value == len(bars):
+                break
+            time.sleep(1)
+        assert value == len(bars)
+        rate = _prometheus_query(prom_port, 'finfeast_stream_anomaly_rate{job="market"}')
+        assert rate and 0.0 <= float(rate[0]["value"][1]) <= 1.0
+        up = _prometheus_query(prom_port, 'up{job="finfeast_stream"}')
+        assert up and up[0]["value"][1] == "1"
+    finally:
+        loop.stop()
+        job.join(timeout=30)
+        loop.metrics.stop()
+        os.killpg(prom.pid, signal.SIGTERM)
+        prom.wait(timeout=20)
