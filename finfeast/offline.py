@@ -219,6 +219,8 @@ class PostgresTables:
                 column_types=arrow_types,
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=False,
+                true_values=["t", "true"],
+                false_values=["f", "false"],
             ),
         )
         return _to_pandas(parsed)

@@ -94,7 +94,9 @@ def extract(ctx: SourceContext) -> list[Batch]:
             "sub_industry": to_str(sp_raw["GICS Sub-Industry"]),
             "exchange": None,
             "is_etf": False,
-            "date_added": pd.to_datetime(sp_raw["Date added"], errors="coerce", utc=True),
+            "date_added": pd.to_datetime(sp_raw["Date added"], errors="coerce")
+            .dt.strftime("%Y-%m-%d")
+            .astype(object),
             "event_timestamp": SP500_SNAPSHOT,
             "test_issue": False,
             "_file": "sp500",
@@ -108,7 +110,7 @@ def extract(ctx: SourceContext) -> list[Batch]:
             "sub_industry": None,
             "exchange": "NASDAQ",
             "is_etf": nq_raw["ETF"].eq("Y"),
-            "date_added": pd.Series(pd.NaT, index=nq_raw.index, dtype="datetime64[ns, UTC]"),
+            "date_added": None,
             "event_timestamp": nq_snapshot if nq_snapshot is not None else pd.NaT,
             "test_issue": nq_raw["Test Issue"].eq("Y"),
             "_file": "nasdaq",

@@ -31,7 +31,7 @@ def apply_priority(checked: list[Checked], key: list[str], stored: pd.DataFrame 
         parts.append(part)
     if stored is not None and not stored.empty:
         part = stored[key].copy()
-        part["_rank"] = stored["source"].map(rank)
+        part["_rank"] = stored["source"].map(rank).to_numpy()
         part["_owner"] = -1
         part["_label"] = -1
         part["_source"] = stored["source"]

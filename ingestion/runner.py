@@ -56,7 +56,7 @@ def _stored_claims(tables: OfflineTables, table: str, running: set[str]) -> pd.D
     if writers <= running or not tables.exists(table):
         return None
     key = list(TABLES[table].key)
-    stored = tables.read(table, columns=[*key, "source"])
+    stored = tables.read(table, columns=list(dict.fromkeys([*key, "source"])))
     base = stored["source"].astype(str).str.split(":", n=1).str[0]
     return stored[~base.isin(running)]
 

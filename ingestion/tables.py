@@ -106,7 +106,7 @@ LISTINGS = TableSpec(
         ("sub_industry", "str"),
         ("exchange", "str"),
         ("is_etf", "bool"),
-        ("date_added", "ts"),
+        ("date_added", "str"),  # ISO date YYYY-MM-DD (S&P 500 members)
         ("event_timestamp", "ts"),
         *_META,
     ),

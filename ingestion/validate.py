@@ -59,6 +59,8 @@ def _first_failures(batch: Batch) -> pd.Series:
 def check_batch(source: str, batch: Batch, ingested_at: pd.Timestamp) -> Checked:
     """Validate one batch; accepted rows come back conformed to the table (source, ingested_at set)."""
     spec = TABLES[batch.table]
+    if "source" not in batch.frame:
+        batch.frame = batch.frame.assign(source=source)
     failures = _first_failures(batch)
     bad = failures.notna().to_numpy()
     rejected = batch.raw.loc[bad].copy()
@@ -73,7 +75,7 @@ def check_batch(source: str, batch: Batch, ingested_at: pd.Timestamp) -> Checked
     if batch.finalize is not None:
         accepted = batch.finalize(accepted)
     accepted = accepted.copy()
-    if "source" not in accepted:
+    if "source" not in accepted:  # a finalize step may drop it
         accepted["source"] = source
     accepted["ingested_at"] = ingested_at
     accepted = spec.conform(accepted)
