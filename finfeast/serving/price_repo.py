@@ -75,7 +75,7 @@ class PriceRepo:
     path: Path
     project: str
     online: str  # "redis" or "sqlite"
-    offline: str  # "duckdb" or "postgres"
+    offline: str  # "duckdb", "file" (Dask) or "postgres"
     symbols: tuple[str, ...]
 
     @property
@@ -116,6 +116,8 @@ def _yaml(
     lines.append("offline_store:")
     if offline == "postgres":
         lines += ["  type: postgres"] + [f"  {k}: {v}" for k, v in pg.items()]
+    elif offline == "file":
+        lines.append("  type: file")  # Feast's Dask-based file offline store
     else:
         lines.append("  type: duckdb")
     lines.append("entity_key_serialization_version: 3")
@@ -233,17 +235,16 @@ def _load_postgres_table(frame: pd.DataFrame, pg: dict[str, str]) -> None:
         f'"{c}" {"text" if c == "symbol" else "timestamptz" if "timestamp" in c else "double precision"}'
         for c in cols
     )
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, header=False, na_rep="", date_format="%Y-%m-%d %H:%M:%S%z")
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {SOURCE_TABLE}")
         conn.execute(f"CREATE TABLE {SOURCE_TABLE} ({ddl})")
-        with conn.cursor().copy(f"COPY {SOURCE_TABLE} ({', '.join(cols)}) FROM STDIN") as copy:
-            for row in frame.itertuples(index=False):
-                copy.write_row([None if _isnan(v) else v for v in row])
+        copy_sql = f"COPY {SOURCE_TABLE} ({', '.join(cols)}) FROM STDIN WITH (FORMAT csv)"
+        with conn.cursor().copy(copy_sql) as copy:
+            copy.write(buffer.getvalue())
         conn.execute(f"CREATE INDEX ON {SOURCE_TABLE} (symbol, event_timestamp)")
-
-
-def _isnan(value: object) -> bool:
-    return isinstance(value, float) and value != value
+        conn.execute(f"ANALYZE {SOURCE_TABLE}")
 
 
 def drop_online_keys(
