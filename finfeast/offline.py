@@ -74,7 +74,54 @@ def _merge_plan(
 ) -> tuple[pd.DataFrame, int, int]:
     """Merge `new` into `old` by key. A new row identical to the stored one on `compare` keeps the
     stored row (so columns outside `compare`, such as an ingestion time, do not change).
-    Returns (merged rows, rows inserted, rows updated)."""
+    Returns (merged rows, rows inserted, rows updated).
+
+    Keys are matched through 64-bit row hashes (one integer hash table instead of factorizing
+    string columns), then every match is verified on the real key values; on a hash collision
+    the exact (slower) path is taken, so a collision can never merge two different keys.
+    """
+    old = old.reset_index(drop=True)
+    new = new.reset_index(drop=True)
+    old_hash = pd.util.hash_pandas_object(old[key], index=False).to_numpy()
+    new_hash = pd.util.hash_pandas_object(new[key], index=False).to_numpy()
+    index = pd.Index(old_hash)
+    if not index.is_unique:
+        return _merge_plan_exact(old, new, key, compare)
+    pos = index.get_indexer(new_hash)
+    matched = pos >= 0
+    at_old, at_new = pos[matched], np.flatnonzero(matched)
+    if not all(_equal(_values(old[c])[at_old], _values(new[c])[at_new]).all() for c in key):
+        return _merge_plan_exact(old, new, key, compare)
+    same = np.ones(len(at_new), dtype=bool)
+    for c in compare:
+        if c not in key:
+            same &= _equal(_values(old[c])[at_old], _values(new[c])[at_new])
+    changed = np.zeros(len(new), dtype=bool)
+    changed[at_new[~same]] = True
+    inserted = ~matched
+    drop_old = np.zeros(len(old), dtype=bool)
+    drop_old[at_old[~same]] = True
+    merged = pd.concat([old[~drop_old], new[inserted | changed]], ignore_index=True)
+    return merged, int(inserted.sum()), int(changed.sum())
+
+
+def _values(s: pd.Series) -> np.ndarray:
+    """A numpy view fit for element-wise comparison (tz-aware timestamps as UTC datetime64)."""
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.to_numpy(dtype="datetime64[ns]")
+    return s.to_numpy()
+
+
+def _equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise equality where two missing values (None/NaN/NaT) count as equal."""
+    eq = np.asarray(a == b, dtype=bool)
+    both_missing = np.asarray(pd.isna(a) & pd.isna(b), dtype=bool)
+    return eq | both_missing
+
+
+def _merge_plan_exact(
+    old: pd.DataFrame, new: pd.DataFrame, key: list[str], compare: list[str]
+) -> tuple[pd.DataFrame, int, int]:
     combined = pd.concat([old, new], ignore_index=True)
     is_new = np.zeros(len(combined), dtype=bool)
     is_new[len(old) :] = True

@@ -6,6 +6,7 @@ Why: a bad value must not fail a whole file or be guessed at; it becomes null, t
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 
@@ -20,7 +21,6 @@ def to_float(values: pd.Series) -> pd.Series:
 
 def to_str(values: pd.Series) -> pd.Series:
     """object strings with surrounding blanks removed; missing stays missing."""
-    out = values.astype(object)
-    mask = out.notna()
-    out[mask] = out[mask].astype(str).str.strip()
-    return out
+    codes, uniques = pd.factorize(values)  # strip each distinct value once
+    stripped = np.array([str(u).strip() for u in uniques] + [None], dtype=object)
+    return pd.Series(stripped[codes], index=values.index, dtype=object)

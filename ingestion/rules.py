@@ -27,11 +27,13 @@ def required(columns: Sequence[str]) -> NamedRule:
     cols = list(columns)
 
     def check(df: pd.DataFrame) -> pd.Series:
-        missing = df[cols].isna().any(axis=1)
+        missing = df[cols].isna().any(axis=1).to_numpy()
         for c in cols:
-            if df[c].dtype == object:
-                missing |= df[c].astype(str).str.strip().eq("")
-        return missing
+            if df[c].dtype == object:  # blank strings, checked once per distinct value
+                codes, uniques = pd.factorize(df[c])
+                blank = np.array([str(u).strip() == "" for u in uniques] + [False])
+                missing |= blank[codes]
+        return pd.Series(missing, index=df.index)
 
     return ("required_fields", check)
 

@@ -57,8 +57,8 @@ def _stored_claims(tables: OfflineTables, table: str, running: set[str]) -> pd.D
         return None
     key = list(TABLES[table].key)
     stored = tables.read(table, columns=list(dict.fromkeys([*key, "source"])))
-    base = stored["source"].astype(str).str.split(":", n=1).str[0]
-    return stored[~base.isin(running)]
+    base = {v: str(v).split(":", 1)[0] for v in stored["source"].unique()}
+    return stored[~stored["source"].map(base).isin(running)]
 
 
 def run_ingest(

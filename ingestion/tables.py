@@ -175,7 +175,7 @@ TABLES: dict[str, TableSpec] = {
 
 @cache
 def pandera_schema(table: str) -> Any:
-    """The explicit pandera schema of a canonical table (types, nullability, unique key).
+    """The explicit pandera schema of a canonical table (columns, order, types, nullability).
 
     Imported lazily: pandera costs ~0.7 s to import and only the ingest run needs it.
     """
@@ -189,4 +189,5 @@ def pandera_schema(table: str) -> Any:
         dtype = _DTYPES[typ] if typ != "str" else object
         col_checks = [] if nullable else checks.get(typ, [])
         columns[col] = pa.Column(dtype, nullable=nullable, checks=col_checks)
-    return pa.DataFrameSchema(columns, unique=list(spec.key), strict=True, ordered=True)
+    # key uniqueness is enforced by the validator's duplicate_key rule (cheaper than here)
+    return pa.DataFrameSchema(columns, strict=True, ordered=True)
