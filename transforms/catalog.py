@@ -248,7 +248,8 @@ _OSCILLATORS = (
         f"mfi_{MFI_WINDOW}",
         f"money flow index over {MFI_WINDOW} bars, 0..100",
         "100 * positive / (positive + negative) raw money flow (tp * volume, sign of the tp "
-        "change, unchanged tp counts for neither); matches TA-Lib MFI; " + _DEGENERATE.format(v=50),
+        "change; a change below 1e-12 of tp is rounding noise and counts as unchanged, as in "
+        "TA-Lib); matches TA-Lib MFI; " + _DEGENERATE.format(v=50),
     ),
 )
 

@@ -31,6 +31,9 @@ WILLR_N = cat.WILLR_WINDOW
 CCI_N = np.array(cat.CCI_WINDOWS, dtype=np.int64)
 MFI_N = cat.MFI_WINDOW
 HL_CAP = max(FASTK, WILLR_N)
+# A typical-price change below this fraction of the price is rounding noise of (h+l+c)/3 (e.g.
+# 4.34+4.13+4.17 vs 4.35+4.11+4.18, equal in decimal) and counts as unchanged, as in TA-Lib.
+TP_NOISE = 1e-12
 TP_CAP = max(cat.CCI_WINDOWS)
 
 O_RSI = column([f"rsi_{n}" for n in cat.RSI_WINDOWS])
@@ -142,8 +145,9 @@ def step(s, o, h, low, c, v, session, out):
             s[MF_SUMS + 1] -= ring_lag(s, MF_NEG, MFI_N, MFI_N - 1)
         change = tp - s[PREV_TP]
         flow = tp * v
-        pos = flow if change > 0.0 else 0.0
-        neg = flow if change < 0.0 else 0.0
+        noise = TP_NOISE * tp
+        pos = flow if change > noise else 0.0
+        neg = flow if change < -noise else 0.0
         ring_push(s, MF_POS, MFI_N, pos)
         ring_push(s, MF_NEG, MFI_N, neg)
         s[MF_SUMS] += pos
