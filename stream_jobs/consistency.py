@@ -82,6 +82,7 @@ def compare(
     report = ConsistencyReport(
         day, len(b), int(found.sum()), 0, 0, tol, missing_rows=int((~found).sum())
     )
+    report.features = len(names)
     m = merged[found]
     for name in names:
         bv = pd.to_numeric(m[f"{name}_b"], errors="coerce").to_numpy(dtype="float64")

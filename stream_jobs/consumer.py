@@ -315,6 +315,9 @@ class StreamLoop:
 
         cfg = self.config
         topics = list(self.processor.topics)
+        warm_up = getattr(self.processor, "warm_up", None)
+        if warm_up is not None:
+            warm_up()
         ensure_topics(cfg.bootstrap, topics + [dlq_topic(t) for t in topics])
         self._consumer = Consumer(
             consumer_config(cfg.bootstrap, cfg.group, **cfg.consumer_overrides)
@@ -359,7 +362,9 @@ class StreamLoop:
                 dead.flush()
                 self._commit(msgs)
                 self.processor.observe(self.metrics)
-                batch_hist.observe(time.perf_counter() - t0)
+                elapsed = time.perf_counter() - t0
+                batch_hist.observe(elapsed)
+                logger.debug("{}: batch of {} in {:.3f}s", self.processor.name, len(msgs), elapsed)
                 self.summary.batches += 1
                 self.summary.events_in += len(msgs)
                 self._update_lag()

@@ -69,6 +69,24 @@ class MarketProcessor:
         self._scored = 0
         self._anomalies = 0
 
+    def warm_up(self) -> None:
+        """Compile the catalog kernels now (numba JIT, seconds on a cold cache), not in the first batch.
+
+        The bar is a throwaway constant on a discarded operator: nothing is emitted or stored.
+        """
+        op = self.operator_factory()
+        op.update(
+            {
+                "symbol": "_warmup",
+                "event_timestamp": 0,
+                "open": 1.0,
+                "high": 1.0,
+                "low": 1.0,
+                "close": 1.0,
+                "volume": 0.0,
+            }
+        )
+
     def _bar(self, value: Mapping[str, Any]) -> dict[str, Any] | None:
         symbol = value["symbol"]
         ms = value["event_time_ms"]

@@ -178,7 +178,11 @@ class RedisOnlineWriter:
     @classmethod
     def from_settings(cls, settings: Any) -> RedisOnlineWriter:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
+        # No hidden client retries: the job's loop owns retry/backoff (and counts it), and must
+        # not commit offsets while Redis is down.
         client = redis.Redis(
             host=settings.redis_host,
             port=settings.redis_port,
@@ -186,6 +190,7 @@ class RedisOnlineWriter:
             password=settings.redis_password or None,
             socket_timeout=5,
             socket_connect_timeout=2,
+            retry=Retry(NoBackoff(), 0),
         )
         return cls(client, settings.project)
 

@@ -48,6 +48,20 @@ def broker(helpers) -> Iterator[str]:
     b.stop()
 
 
+@pytest.fixture
+def fresh_broker(helpers) -> Iterator[str]:
+    """A broker for one test: its topics hold only that test's messages."""
+    from finfeast.errors import ServiceUnavailable
+    from stream_jobs.broker import EmbeddedBroker
+
+    try:
+        b = EmbeddedBroker().start()
+    except ServiceUnavailable as exc:
+        helpers.unavailable(str(exc))
+    yield b.bootstrap
+    b.stop()
+
+
 @pytest.fixture(scope="session")
 def stream_local(settings_factory) -> Settings:
     from finfeast.store import apply_repo

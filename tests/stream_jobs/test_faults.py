@@ -118,7 +118,7 @@ def _drain_output(proc: subprocess.Popen, lines: list[str]) -> threading.Thread:
     return t
 
 
-def test_two_processes_share_partitions_and_survive_a_kill(settings_factory, broker) -> None:
+def test_two_processes_share_partitions_and_survive_a_kill(settings_factory, fresh_broker) -> None:
     from finfeast.store import apply_repo
 
     settings = settings_factory("prod", "stream_scale")
@@ -127,15 +127,15 @@ def test_two_processes_share_partitions_and_survive_a_kill(settings_factory, bro
     group = "t.scale"
     out_a: list[str] = []
     out_b: list[str] = []
-    a = _job_process(settings, broker, group, idle=8)
-    b = _job_process(settings, broker, group, idle=8)
+    a = _job_process(settings, fresh_broker, group, idle=8)
+    b = _job_process(settings, fresh_broker, group, idle=8)
     try:
         port_a = _metrics_port(a, out_a)
         port_b = _metrics_port(b, out_b)
         _drain_output(a, out_a)
         _drain_output(b, out_b)
         time.sleep(6)  # both joined the group and share the partitions
-        producer = _paced_producer(broker, bars, seconds=10)
+        producer = _paced_producer(fresh_broker, bars, seconds=10)
         time.sleep(4)
         busy_a = _scrape(port_a, "finfeast_stream_events_in_total")
         busy_b = _scrape(port_b, "finfeast_stream_events_in_total")
@@ -155,7 +155,7 @@ def test_two_processes_share_partitions_and_survive_a_kill(settings_factory, bro
 
 
 def test_redis_restart_mid_stream_loses_nothing(
-    prod_on_private_redis, private_redis, broker
+    prod_on_private_redis, private_redis, fresh_broker
 ) -> None:
     from stream_jobs.jobs import JobOptions, build_loop
 
@@ -166,20 +166,29 @@ def test_redis_restart_mid_stream_loses_nothing(
         settings,
         "market",
         JobOptions(
-            bootstrap=broker, group="t.redis", idle_exit_seconds=3, max_seconds=120, batch_size=100
+            bootstrap=fresh_broker,
+            group="t.redis",
+            idle_exit_seconds=3,
+            max_seconds=120,
+            batch_size=100,
         ),
     )
     result: dict = {}
     job = threading.Thread(target=lambda: result.update(summary=loop.run()))
     job.start()
-    producer = _paced_producer(broker, bars, seconds=8)
-    time.sleep(3)
+    producer = _paced_producer(fresh_broker, bars, seconds=12)
+    deadline = time.monotonic() + 120
+    while loop.summary.batches < 3 and time.monotonic() < deadline:  # the job is live
+        time.sleep(0.05)
+    time.sleep(1)
+    written_before = loop.summary.rows_out
     private_redis.stop()
     time.sleep(2.5)
     private_redis.start()
     producer.join()
     job.join(timeout=120)
     summary = result["summary"]
+    assert 0 < written_before < len(bars)  # the outage hit mid-stream
     assert summary.retries > 0  # the job saw the outage and retried instead of committing
     assert loop.metrics.total("finfeast_stream_write_retries_total") == summary.retries
     assert _log_keys(settings) == set(zip(bars["symbol"], bars["event_timestamp"], strict=True))
@@ -193,7 +202,9 @@ def _prometheus_query(port: int, query: str) -> list:
     return body["data"]["result"]
 
 
-def test_prometheus_scrapes_a_running_job(stream_local, broker, helpers, tmp_path: Path) -> None:
+def test_prometheus_scrapes_a_running_job(
+    stream_local, fresh_broker, helpers, tmp_path: Path
+) -> None:
     from stream_jobs.jobs import JobOptions, build_loop
 
     binary = helpers.which_or_unavailable("prometheus")
@@ -202,10 +213,10 @@ def test_prometheus_scrapes_a_running_job(stream_local, broker, helpers, tmp_pat
 
     from stream_jobs.broker import ensure_topics, producer_config
 
-    ensure_topics(broker, [TOPIC_BARS])
-    produce(Producer(producer_config(broker)), TOPIC_BARS, bar_messages(bars))
+    ensure_topics(fresh_broker, [TOPIC_BARS])
+    produce(Producer(producer_config(fresh_broker)), TOPIC_BARS, bar_messages(bars))
     loop = build_loop(
-        stream_local, "market", JobOptions(bootstrap=broker, group="t.prom", max_seconds=90)
+        stream_local, "market", JobOptions(bootstrap=fresh_broker, group="t.prom", max_seconds=90)
     )
     metrics_port = loop.metrics.serve(0)
     job = threading.Thread(target=loop.run)
@@ -224,20 +235,20 @@ def test_prometheus_scrapes_a_running_job(stream_local, broker, helpers, tmp_pat
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
-        value = None
+        value, rate = None, []
         while time.monotonic() < deadline:
             try:
                 result = _prometheus_query(
                     prom_port, 'sum(finfeast_stream_events_in_total{job="market"})'
                 )
                 value = float(result[0]["value"][1]) if result else None
+                rate = _prometheus_query(prom_port, 'finfeast_stream_anomaly_rate{job="market"}')
             except OSError:
                 value = None
-            if value == len(bars):
+            if value == len(bars) and rate:
                 break
             time.sleep(1)
         assert value == len(bars)
-        rate = _prometheus_query(prom_port, 'finfeast_stream_anomaly_rate{job="market"}')
         assert rate and 0.0 <= float(rate[0]["value"][1]) <= 1.0
         up = _prometheus_query(prom_port, 'up{job="finfeast_stream"}')
         assert up and up[0]["value"][1] == "1"
