@@ -60,6 +60,10 @@ REFERENCES: dict[str, Callable[[Series], np.ndarray]] = {
         f"px_sma_ratio_{n}": (lambda b, n=n: b["close"] / talib.SMA(b["close"], timeperiod=n))
         for n in (5, 50, 200)
     },
+    **{
+        f"px_ema_ratio_{n}": (lambda b, n=n: b["close"] / talib.EMA(b["close"], timeperiod=n))
+        for n in (20, 50, 200)
+    },
     "macd_12_26_9": lambda b: _macd(b["close"], 0),
     "macd_signal_12_26_9": lambda b: _macd(b["close"], 1),
     "macd_hist_12_26_9": lambda b: _macd(b["close"], 2),
