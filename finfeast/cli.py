@@ -63,7 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _configure_logging(quiet: bool) -> None:
+    import warnings
+
     from loguru import logger
+
+    # Library deprecation chatter (ibis/duckdb, Feast's "experimental" notices) is not for users.
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*experimental feature.*")
 
     logger.remove()
     logger.add(

@@ -15,11 +15,14 @@ import os
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from loguru import logger
 
 from finfeast.config import Settings
 from finfeast.errors import FinfeastError, ServiceUnavailable
-from finfeast.offline import ensure_database
+from finfeast.offline import ensure_database, open_tables
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -117,10 +120,14 @@ class MaterializeSummary:
     start: datetime | None
     end: datetime
     seconds: float
+    skipped: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        span = f"{self.start:%Y-%m-%d} .. " if self.start else "incremental .. "
-        return f"materialized {len(self.views)} views ({span}{self.end:%Y-%m-%d %H:%M}) in {self.seconds:.1f}s"
+        span = f"{self.start:%Y-%m-%d} .. " if self.start else "history .. "
+        text = f"materialized {len(self.views)} views ({span}{self.end:%Y-%m-%d %H:%M}) in {self.seconds:.1f}s"
+        if self.skipped:
+            text += f"; skipped (no offline data yet): {', '.join(self.skipped)}"
+        return text
 
 
 def _parse_time(value: str | datetime | None) -> datetime | None:
@@ -159,6 +166,11 @@ def materialize(
             raise FinfeastError(
                 f"unknown or non-materializable feature views: {', '.join(sorted(missing))}"
             )
+    tables = open_tables(settings)
+    skipped = tuple(fv.name for fv in batch_views if not _source_exists(fv.batch_source, tables))
+    batch_views = [fv for fv in batch_views if fv.name not in skipped]
+    if skipped:
+        logger.warning("materialize: no offline data yet for {}", ", ".join(skipped))
     t0 = time.perf_counter()
     fresh = [fv.name for fv in batch_views if start_dt or not fv.materialization_intervals]
     again = [fv.name for fv in batch_views if fv.name not in fresh]
@@ -169,4 +181,15 @@ def materialize(
             )
         if again:
             store.materialize_incremental(end_date=end_dt, feature_views=again)
-    return MaterializeSummary(tuple(fresh + again), start_dt, end_dt, time.perf_counter() - t0)
+    return MaterializeSummary(
+        tuple(fresh + again), start_dt, end_dt, time.perf_counter() - t0, skipped
+    )
+
+
+def _source_exists(source: object, tables: object) -> bool:
+    """Whether a view's batch source has data to read (a Parquet file or a PostgreSQL table)."""
+    path = getattr(source, "path", None)
+    if path is not None and type(source).__name__ == "FileSource":
+        return Path(path).exists()
+    table = getattr(source, "table", None) or getattr(source, "name", None)
+    return bool(table) and tables.exists(table)  # type: ignore[attr-defined]
