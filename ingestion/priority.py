@@ -10,11 +10,20 @@ a run of only `lean_daily` cannot overwrite `stocks_5yr` rows.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ingestion.batch import Checked
 from ingestion.rules import SUPERSEDED
 from ingestion.sources import rank
+from ingestion.validate import duplicated_rows
+
+
+def _shares_key(claims: pd.DataFrame, losers: pd.DataFrame, key: list[str]) -> np.ndarray:
+    """Rows of `claims` whose key is one of the losers' keys (hash pre-filter, then exact)."""
+    h_claims = pd.util.hash_pandas_object(claims[key], index=False).to_numpy()
+    h_losers = pd.util.hash_pandas_object(losers[key], index=False).to_numpy()
+    return np.isin(h_claims, h_losers)
 
 
 def apply_priority(checked: list[Checked], key: list[str], stored: pd.DataFrame | None) -> None:
@@ -39,10 +48,12 @@ def apply_priority(checked: list[Checked], key: list[str], stored: pd.DataFrame 
     if len(parts) < 2:
         return
     claims = pd.concat(parts, ignore_index=True).sort_values("_rank", kind="stable")
-    losers = claims[claims.duplicated(key, keep="first") & (claims["_owner"] >= 0)]
+    claims = claims.reset_index(drop=True)
+    losers = claims[duplicated_rows(claims[key]) & (claims["_owner"] >= 0).to_numpy()]
     if losers.empty:
         return
-    winners = claims.drop_duplicates(key, keep="first")[[*key, "_source"]]
+    contested = claims[claims.index.isin(losers.index) | _shares_key(claims, losers, key)]
+    winners = contested.drop_duplicates(key, keep="first")[[*key, "_source"]]
     losers = losers.merge(winners.rename(columns={"_source": "_winner"}), on=key, how="left")
     for owner, group in losers.groupby("_owner"):
         c = checked[int(owner)]

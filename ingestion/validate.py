@@ -33,9 +33,7 @@ def _first_failures(batch: Batch) -> pd.Series:
     spec = TABLES[batch.table]
     key = list(batch.key or spec.key)
     if open_.any():
-        sub = frame.loc[open_, key]
-        dup = sub.duplicated(keep="first").to_numpy()
-        idx = np.flatnonzero(open_)[dup]
+        idx = np.flatnonzero(open_)[duplicated_rows(frame.loc[open_, key])]
         rule[idx] = DUPLICATE_KEY
         open_[idx] = False
     time_col = spec.time_column
@@ -54,6 +52,20 @@ def _first_failures(batch: Batch) -> pd.Series:
         rule[idx] = TIME_NOT_INCREASING
         open_[idx] = False
     return pd.Series(rule, index=frame.index)
+
+
+def duplicated_rows(df: pd.DataFrame) -> np.ndarray:
+    """Rows repeating an earlier row (first copy stays), exact.
+
+    Rows are hashed to 64-bit integers first (fast); only rows whose hash repeats are compared
+    on their real values, so a hash collision can never reject a row by mistake.
+    """
+    hashes = pd.util.hash_pandas_object(df, index=False).to_numpy()
+    candidates = pd.Series(hashes).duplicated(keep=False).to_numpy()
+    out = np.zeros(len(df), dtype=bool)
+    if candidates.any():
+        out[candidates] = df.iloc[np.flatnonzero(candidates)].duplicated(keep="first").to_numpy()
+    return out
 
 
 def check_batch(source: str, batch: Batch, ingested_at: pd.Timestamp) -> Checked:
