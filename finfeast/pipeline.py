@@ -58,6 +58,8 @@ class RunReport:
 
 
 def _short(out: Any) -> str:
+    if hasattr(out, "shape") and hasattr(out, "columns"):
+        return f"{out.shape[0]:,} rows x {out.shape[1]} columns"
     text = str(out) if out is not None else ""
     return text if len(text) < 120 else text[:117] + "..."
 
@@ -75,7 +77,10 @@ def _sample_online(settings: Settings, symbols: list[str]) -> Any:
 def _sample_training_set(settings: Settings, symbols: list[str]) -> Any:
     from transforms.training import build_training_set
 
-    return build_training_set(settings, TRAINING_SERVICE, symbols=symbols, max_rows=2000)
+    frame = build_training_set(settings, TRAINING_SERVICE, symbols=symbols, max_rows=2000)
+    # Features first, then the labels (which the helper joins from labels_daily, never features).
+    labels = [c for c in frame.columns if c.startswith(("fwd_", "label_"))]
+    return frame[[c for c in frame.columns if c not in labels] + labels]
 
 
 def _pick_symbols(settings: Settings) -> list[str]:
