@@ -102,11 +102,14 @@ def test_historical_features_equal_independent_as_of_join(populated) -> None:
     )
     offline = offline[offline["symbol"].isin(SYMBOLS)]
     entity_df = _entity_times(offline)
+    entity_df["event_timestamp"] = entity_df["event_timestamp"].astype("datetime64[ns, UTC]")
     store = get_store(settings)
     got = store.get_historical_features(
         entity_df, features=store.get_feature_service(SERVICE)
     ).to_df()
-    got["event_timestamp"] = pd.to_datetime(got["event_timestamp"], utc=True)
+    got["event_timestamp"] = pd.to_datetime(got["event_timestamp"], utc=True).astype(
+        "datetime64[ns, UTC]"
+    )
     got = got.sort_values(["symbol", "event_timestamp"]).reset_index(drop=True)
 
     expected = (
