@@ -264,6 +264,7 @@ class PostgresTables:
             buf,
             convert_options=pacsv.ConvertOptions(
                 column_types=arrow_types,
+                null_values=[""],  # COPY writes NULL as an unquoted empty field; "NA" is a ticker
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=False,
                 true_values=["t", "true"],

@@ -58,3 +58,13 @@ def test_read_selected_columns_and_missing_table(tables) -> None:
     assert list(got.columns) == ["symbol", "close"] and got.iloc[0].tolist() == ["AAA", 1.0]
     with pytest.raises(FinfeastError, match="does not exist"):
         tables.read("t_never_written")
+
+
+def test_strings_that_look_like_nulls_survive(tables) -> None:
+    """'NA' is a NASDAQ ticker and '' is not NULL: both must round-trip unchanged."""
+    df = pd.DataFrame({"symbol": ["NA", "", None, "N/A"], "v": [1.0, 2.0, 3.0, float("nan")]})
+    df["k"] = range(4)
+    tables.upsert("t_nulls", df, ["k"])
+    got = tables.read("t_nulls").sort_values("k").reset_index(drop=True)
+    assert got["symbol"].tolist() == ["NA", "", None, "N/A"]
+    assert got["v"].isna().tolist() == [False, False, False, True]
