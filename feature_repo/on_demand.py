@@ -2,11 +2,10 @@
 
 Why on demand: the live price only exists at request time (a quote in the model's hands), while
 the SMA is a daily batch feature; Feast joins them at read time, so the ratio never goes stale and
-needs no storage. Python mode keeps the online path free of pandas overhead.
+needs no storage. Null SMA (no daily data yet) or zero gives null.
 """
 
-from typing import Any
-
+import pandas as pd
 from feast import Field, RequestSource
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float64
@@ -25,6 +24,8 @@ live_price_request = RequestSource(
 
 # The projection stays inline: a module-level FeatureView copy would be registered twice.
 @on_demand_feature_view(
+    # The projection is built inline: as a module attribute Feast would register the copy as a
+    # second view with the daily view's name.
     sources=[DAILY_VIEWS[catalog.family_of("sma_20")][["sma_20"]], live_price_request],
     # live_vs_sma_20 = live_price / daily sma_20 - 1; live_minus_sma_20 = live_price - sma_20.
     # (No Field descriptions: Feast compares specified and inferred fields including them.)
@@ -32,13 +33,12 @@ live_price_request = RequestSource(
         Field(name="live_vs_sma_20", dtype=Float64),
         Field(name="live_minus_sma_20", dtype=Float64),
     ],
-    mode="python",
+    # pandas mode: Feast 0.67 drops python-mode outputs when full_feature_names=True, and
+    # realtime_v1 must be read with full names (daily and stream views share feature names).
+    mode="pandas",
     description="Live price (request data) against the latest daily SMA 20.",
 )
-def live_price_vs_sma(inputs: dict[str, Any]) -> dict[str, Any]:
-    ratios, diffs = [], []
-    for price, sma in zip(inputs["live_price"], inputs["sma_20"], strict=True):
-        ok = price is not None and sma is not None and sma == sma and sma != 0
-        ratios.append(price / sma - 1.0 if ok else None)
-        diffs.append(price - sma if ok else None)
-    return {"live_vs_sma_20": ratios, "live_minus_sma_20": diffs}
+def live_price_vs_sma(inputs: pd.DataFrame) -> pd.DataFrame:
+    sma = inputs["sma_20"].astype("float64").where(lambda s: s != 0)
+    price = inputs["live_price"].astype("float64")
+    return pd.DataFrame({"live_vs_sma_20": price / sma - 1.0, "live_minus_sma_20": price - sma})
