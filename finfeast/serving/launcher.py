@@ -10,7 +10,9 @@ recycling off, no access log, keep-alive 30 s (clients reuse connections), regis
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,7 +51,8 @@ def serve(repo_path: Path, feature_store_yaml: Path, options: ServeOptions) -> N
     """Start the server in this process (blocks until SIGTERM/SIGINT)."""
     from finfeast.serving.metrics import prepare_multiprocess_dir
 
-    prepare_multiprocess_dir()  # before prometheus_client / feast are imported
+    metrics_dir = prepare_multiprocess_dir()  # before prometheus_client / feast are imported
+    _remove_at_exit(metrics_dir)
     import gunicorn.app.base
     from feast import FeatureStore
 
@@ -67,3 +70,14 @@ def serve(repo_path: Path, feature_store_yaml: Path, options: ServeOptions) -> N
             return app
 
     _Application().run()
+
+
+def _remove_at_exit(path: Path) -> None:
+    """Delete the metrics directory when the master exits (forked workers inherit atexit)."""
+    owner = os.getpid()
+
+    def remove() -> None:
+        if os.getpid() == owner:
+            shutil.rmtree(path, ignore_errors=True)
+
+    atexit.register(remove)
