@@ -35,11 +35,18 @@ def program(root_conftest: ModuleType) -> Callable[[str], str]:
 
 
 @pytest.fixture(scope="session")
-def applied_local(settings_factory: Callable[..., Settings]) -> Settings:
-    """The project's real feature repo applied into a fresh local-profile registry."""
+def applied_local(
+    root_conftest: ModuleType, tmp_path_factory: pytest.TempPathFactory, data_dir: Path
+) -> Settings:
+    """The project's real feature repo applied into a fresh local-profile registry.
+
+    The local profile keeps everything under its tmp workdir, so the real project name is safe
+    here (and is what the UI screenshot shows).
+    """
     from finfeast.store import apply_repo
 
-    settings = settings_factory("local", "ops")
+    workdir = tmp_path_factory.mktemp("local_ops")
+    settings = root_conftest.make_settings(workdir, data_dir, "local", project="finfeast")
     summary = apply_repo(settings)
     assert summary.feature_views > 0
     return settings
