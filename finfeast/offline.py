@@ -69,6 +69,20 @@ def _sorted(df: pd.DataFrame, key: Sequence[str]) -> pd.DataFrame:
     return df.take(np.lexsort(codes)).reset_index(drop=True)
 
 
+def _last_per_key(df: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """`df` with one row per key (the last), exact; hashing first keeps the common case
+    (no duplicates at all) cheap."""
+    if len(df) < 2:
+        return df
+    hashes = pd.util.hash_pandas_object(df[key], index=False)
+    candidates = hashes.duplicated(keep=False).to_numpy()
+    if not candidates.any():
+        return df
+    drop = np.zeros(len(df), dtype=bool)
+    drop[candidates] = df[key].iloc[np.flatnonzero(candidates)].duplicated(keep="last").to_numpy()
+    return df[~drop]
+
+
 def _merge_plan(
     old: pd.DataFrame, new: pd.DataFrame, key: list[str], compare: list[str]
 ) -> tuple[pd.DataFrame, int, int]:
@@ -166,7 +180,7 @@ class ParquetTables:
         Nothing is rewritten when no row is new or changed, so a repeated load is a no-op.
         """
         key = list(key)
-        df = df.drop_duplicates(key, keep="last")
+        df = _last_per_key(df, key)
         if not self.exists(table):
             self._write(table, _sorted(df, key))
             return WriteResult(table, len(df), 0, len(df))
@@ -306,7 +320,7 @@ class PostgresTables:
         outside `ignore` differs, so an unchanged row keeps its stored version."""
         table = _check_ident(table)
         key = list(key)
-        df = df.drop_duplicates(key, keep="last")
+        df = _last_per_key(df, key)
         with self._connect() as conn:
             self._create(conn, table, df, key)
             empty = conn.execute(f'SELECT NOT EXISTS (SELECT 1 FROM "{table}")').fetchone()[0]

@@ -26,6 +26,17 @@ def _shares_key(claims: pd.DataFrame, losers: pd.DataFrame, key: list[str]) -> n
     return np.isin(h_claims, h_losers)
 
 
+def _only_shared_leading_values(parts: list[pd.DataFrame], column: str) -> list[pd.DataFrame]:
+    """Keep only rows whose first key column value (e.g. the symbol) occurs in two or more claim
+    sets: only those can collide, and it makes the contest small."""
+    seen: dict[object, int] = {}
+    for part in parts:
+        for value in part[column].unique():
+            seen[value] = seen.get(value, 0) + 1
+    shared = [v for v, n in seen.items() if n > 1]
+    return [part[part[column].isin(shared)] for part in parts]
+
+
 def apply_priority(checked: list[Checked], key: list[str], stored: pd.DataFrame | None) -> None:
     """Move rows that lose the priority contest from `accepted` to `rejected` (in place)."""
     parts = []
@@ -47,6 +58,7 @@ def apply_priority(checked: list[Checked], key: list[str], stored: pd.DataFrame 
         parts.append(part)
     if len(parts) < 2:
         return
+    parts = _only_shared_leading_values(parts, key[0])
     claims = pd.concat(parts, ignore_index=True).sort_values("_rank", kind="stable")
     claims = claims.reset_index(drop=True)
     losers = claims[duplicated_rows(claims[key]) & (claims["_owner"] >= 0).to_numpy()]
