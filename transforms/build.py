@@ -177,7 +177,7 @@ def compute_all_features(
     if not keys_equal:
         raise FinfeastError("internal: bar and context feature rows are not aligned")
     wide = pd.concat([bar_feats, ctx_feats[list(FEATURE_NAMES)]], axis=1)
-    return _conform_dtypes(wide), seconds
+    return _conform_dtypes(wide).copy(), seconds  # copy: one block per dtype, not 140 fragments
 
 
 def build_feature_tables(

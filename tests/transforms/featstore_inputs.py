@@ -146,6 +146,32 @@ def write_canonical_tables(settings, data_dir: Path, symbols: tuple[str, ...] = 
 
 
 _BUILT: dict[str, object] = {}
+DAILY_REPO_FILES = (
+    "entities.py",
+    "data_sources.py",
+    "feature_views.py",
+    "feature_services.py",
+    "feature_store.yaml",
+    "feature_store_prod.yaml",
+)
+
+
+def daily_repo_copy() -> Path:
+    """A copy of the daily part of feature_repo/ (entity, source, catalog views, services).
+
+    Why a copy: these tests are about the daily views and services; the stream and on-demand
+    definitions of the same repo belong to other areas (covered by their tests and by the
+    end-to-end round trip) and must not make these fail or slow them down.
+    """
+    import shutil
+    import tempfile
+
+    from finfeast.config import REPO_ROOT
+
+    target = Path(tempfile.mkdtemp(prefix="daily_repo_"))
+    for name in DAILY_REPO_FILES:
+        shutil.copy2(REPO_ROOT / "feature_repo" / name, target / name)
+    return target
 
 
 def built_settings(settings_factory, data_dir: Path, profile: str = "local"):
@@ -157,7 +183,7 @@ def built_settings(settings_factory, data_dir: Path, profile: str = "local"):
         from finfeast.store import apply_repo
         from transforms.build import build_feature_tables
 
-        settings = settings_factory(profile, f"featstore_{profile}")
+        settings = settings_factory(profile, f"featstore_{profile}", repo_path=daily_repo_copy())
         write_canonical_tables(settings, data_dir)
         build_feature_tables(settings)
         apply_repo(settings)

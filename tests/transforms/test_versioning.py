@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from featstore_inputs import write_canonical_tables
+from featstore_inputs import daily_repo_copy, write_canonical_tables
 
 from finfeast.store import apply_repo, get_store
 from transforms import catalog, context
@@ -70,7 +70,7 @@ def _change_vix_definition(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_change_apply_rollback_reproduces_the_training_set(
     settings_factory, data_dir, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = settings_factory("local", "versioning")
+    settings = settings_factory("local", "versioning", repo_path=daily_repo_copy())
     write_canonical_tables(settings, data_dir, ("XOM", "CVX", "COP", "JPM"))
     v1 = build_feature_tables(settings).versions
     save_service_spec(
