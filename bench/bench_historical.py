@@ -7,7 +7,7 @@ span (fixed seed), so each row needs an as-of lookup within the views' 10-day TT
 Measured per offline store: `get_historical_features(entity_df, feature_service).to_df()` wall
 time, and the lean `finfeast.serving.historical.get_historical_features_asof` (DuckDB's native
 ASOF JOIN, same results, tests/serving/test_historical.py). DuckDB runs the full N (default 1M); PostgreSQL and the file/Dask store run a smaller N
-(default 50k / 20k) and their 1M figure is a linear extrapolation, labelled as such. A pandas
+(default 50k / 2k: Feast's Dask join materializes entity rows x source rows per key, ~1 GB per 1k rows here) and their 1M figure is a linear extrapolation, labelled as such. A pandas
 `merge_asof` of the same join is the in-process reference: it checks DuckDB's values row by row
 and gives a floor to compare against.
 
@@ -108,7 +108,7 @@ def main() -> int:
     args = parser.parse_args()
     n_duck = args.rows or (100_000 if args.quick else 1_000_000)
     n_pg = args.pg_rows or (10_000 if args.quick else 50_000)
-    n_file = args.file_rows or (5_000 if args.quick else 20_000)
+    n_file = args.file_rows or (1_000 if args.quick else 2_000)
     data_dir = args.data_dir or Path(
         os.environ.get("FINFEAST_DATA_DIR", REPO_ROOT.parent / "shared" / "data")
     )
