@@ -6,10 +6,11 @@ span (fixed seed), so each row needs an as-of lookup within the views' 10-day TT
 
 Measured per offline store: `get_historical_features(entity_df, feature_service).to_df()` wall
 time, and the lean `finfeast.serving.historical.get_historical_features_asof` (DuckDB's native
-ASOF JOIN, same results, tests/serving/test_historical.py). DuckDB runs the full N (default 1M); PostgreSQL and the file/Dask store run a smaller N
-(default 50k / 2k: Feast's Dask join materializes entity rows x source rows per key, ~1 GB per 1k rows here) and their 1M figure is a linear extrapolation, labelled as such. A pandas
-`merge_asof` of the same join is the in-process reference: it checks DuckDB's values row by row
-and gives a floor to compare against.
+ASOF JOIN, same results, tests/serving/test_historical.py). DuckDB runs the full N (default 1M);
+PostgreSQL and the file/Dask store run a smaller N (default 50k / 2k: Feast's Dask join
+materializes entity rows x source rows per key, about 1 GB per 1k entity rows here) and their 1M
+figure is a linear extrapolation, labelled as such. A pandas `merge_asof` of the same join is the
+in-process reference: it checks every store's values row by row and gives a floor to compare.
 
 Usage: .venv/bin/python bench/bench_historical.py [--quick] [--rows 1000000] [--pg-rows 50000]
        [--file-rows 20000] [--skip-postgres] [--skip-file]
