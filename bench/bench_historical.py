@@ -13,7 +13,7 @@ figure is a linear extrapolation, labelled as such. A pandas `merge_asof` of the
 in-process reference: it checks every store's values row by row and gives a floor to compare.
 
 Usage: .venv/bin/python bench/bench_historical.py [--quick] [--rows 1000000] [--pg-rows 50000]
-       [--file-rows 20000] [--skip-postgres] [--skip-file]
+       [--file-rows 2000] [--skip-postgres] [--skip-file] [--skip-feast-duckdb]
 """
 
 from __future__ import annotations
