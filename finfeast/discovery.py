@@ -5,6 +5,11 @@ feature server actually see after `feast apply` — including stream, on-demand 
 and the feature services that select features. The catalog is the source the views are generated
 from; the registry is the deployed truth. `finfeast catalog` prints these entries.
 
+Views built outside the catalog's batch path (stream views computing catalog features
+incrementally) often carry no per-field description or family tag: a feature whose name is in
+`transforms.catalog` then takes its description and family from there, so `--family oscillators`
+finds `rsi_14` in both the daily and the stream view.
+
 Search is deliberately simple and predictable: every word of the query must appear
 (case-insensitive) in the feature name, its view, family, description or tags; results are ranked
 exact name > name prefix > name substring > elsewhere, then by name.
@@ -77,6 +82,15 @@ def _view_version(view: Any) -> str:
     return str(getattr(view, "version", "") or "latest")
 
 
+def _catalog_specs() -> dict[str, Any]:
+    """name -> FeatureSpec of the transforms catalog (empty if the catalog cannot be imported)."""
+    try:
+        from transforms import catalog
+    except ImportError:
+        return {}
+    return {spec.name: spec for spec in catalog.all_features()}
+
+
 def _service_index(store: FeatureStore) -> dict[tuple[str, str], list[str]]:
     """(view, feature) -> names of the feature services that select it."""
     index: dict[tuple[str, str], list[str]] = {}
@@ -90,15 +104,18 @@ def _service_index(store: FeatureStore) -> dict[tuple[str, str], list[str]]:
 def entries_from_store(store: FeatureStore) -> list[FeatureEntry]:
     """Every feature of every registered view (batch, stream, on-demand), sorted by name."""
     services = _service_index(store)
+    specs = _catalog_specs()
     entries: list[FeatureEntry] = []
     for view in store.list_all_feature_views():
         view_tags = dict(view.tags or {})
-        family = view_tags.get("family", view.name)
         version = _view_version(view)
         entities = tuple(getattr(view, "entities", None) or ())
         kind = _view_kind(view)
         for feat in view.features:
             tags = {**view_tags, **(feat.tags or {})}
+            spec = specs.get(feat.name)
+            family = view_tags.get("family") or (spec.family if spec else view.name)
+            description = feat.description or (spec.description if spec else "")
             entries.append(
                 FeatureEntry(
                     name=feat.name,
@@ -107,7 +124,7 @@ def entries_from_store(store: FeatureStore) -> list[FeatureEntry]:
                     family=family,
                     version=version,
                     dtype=str(feat.dtype),
-                    description=feat.description or view.description or "",
+                    description=description or view.description or "",
                     entities=entities,
                     services=tuple(sorted(services.get((view.name, feat.name), ()))),
                     tags=tags,

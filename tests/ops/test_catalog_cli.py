@@ -77,9 +77,12 @@ def test_search_ranks_exact_name_first_and_needs_every_word(entries) -> None:
 
 def test_filters_by_family_tag_version_and_service(store, entries) -> None:
     trend = search(entries, family="trend")
-    assert trend and {e.view for e in trend} == {"daily_trend"}
-    tagged = search(entries, tags={"family": "trend"})
-    assert [e.reference for e in tagged] == [e.reference for e in trend]
+    assert "daily_trend" in {e.view for e in trend}
+    assert all(e.family == "trend" for e in trend)
+    assert not [e for e in entries if e.family == "trend" and e not in trend]
+    tagged = search(entries, tags={"family": "trend"})  # the view tag: the batch view only
+    assert tagged and {e.view for e in tagged} == {"daily_trend"}
+    assert {e.reference for e in tagged} <= {e.reference for e in trend}
     version = trend[0].version
     assert trend[0] in search(entries, version=f"v{version}")
     assert all(e.version == version for e in search(entries, version=version))
@@ -133,3 +136,31 @@ def test_cli_on_an_empty_registry_says_to_apply_first(settings_factory, monkeypa
     code, _, err = _cli(empty, monkeypatch, capsys, "list")
     assert code == 2
     assert "finfeast apply" in err
+
+
+def test_catalog_features_outside_family_views_take_the_catalog_meaning(store, entries) -> None:
+    """Stream views compute catalog features too: same family and description as the batch view."""
+    from transforms import catalog
+
+    names = {f.name for f in catalog.all_features()}
+    untagged = {v.name for v in store.list_all_feature_views() if not (v.tags or {}).get("family")}
+    borrowed = [e for e in entries if e.view in untagged and e.name in names]
+    for entry in borrowed:
+        spec = catalog.feature(entry.name)
+        assert (entry.family, entry.description) == (spec.family, spec.description)
+    others = [e for e in entries if e.view in untagged and e.name not in names]
+    assert all(e.family == e.view for e in others)
+
+
+@pytest.mark.prod
+def test_catalog_reads_the_sql_registry_of_the_prod_profile(
+    settings_factory, entries, monkeypatch, capsys
+) -> None:
+    from finfeast.store import apply_repo
+
+    prod = settings_factory("prod", "ops_catalog")
+    apply_repo(prod)
+    code, out, _ = _cli(prod, monkeypatch, capsys, "--profile", "prod", "list", "--json")
+    assert code == 0
+    got = {(r["view"], r["name"], r["family"], r["version"]) for r in json.loads(out)}
+    assert got == {(e.view, e.name, e.family, e.version) for e in entries}
