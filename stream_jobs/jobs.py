@@ -6,6 +6,7 @@ consumer loop) is the same everywhere; only the knobs differ.
 
 from __future__ import annotations
 
+import os
 import signal
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,8 +92,10 @@ def run_job(
     """Run one job until stopped (SIGINT/SIGTERM when `handle_signals`), drained or a limit hits."""
     loop = build_loop(settings, job, options)
     if options.metrics_port is not None:
-        port = loop.metrics.serve(options.metrics_port)
-        print(f"{job}: metrics on http://127.0.0.1:{port}/metrics", flush=True)
+        # FINFEAST_METRICS_HOST=0.0.0.0 in containers, so Prometheus can scrape from its own one.
+        host = os.environ.get("FINFEAST_METRICS_HOST", "127.0.0.1")
+        port = loop.metrics.serve(options.metrics_port, addr=host)
+        print(f"{job}: metrics on http://{host}:{port}/metrics", flush=True)
     if handle_signals:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: loop.stop())
