@@ -24,8 +24,8 @@ Conventions (all float64, warm-up and missing inputs are null, never 0):
 - sector means are equal-weight over the sector's symbols with a return that session (the symbol
   itself included), null with fewer than `MIN_SECTOR_MEMBERS`; the sector is today's GICS sector
   from `listings` (a static attribute: historical reclassifications are not tracked);
-- FX pairs are read direct, inverted, or crossed through EUR on identical timestamps, from the
-  source with most rows for that pair.
+- FX pairs are read direct, inverted, or crossed through EUR on identical timestamps, whichever
+  series has most observations (per construction, the source with most rows).
 """
 
 from __future__ import annotations
@@ -174,7 +174,8 @@ def _series_frame(
 
 
 def _fx_pair(fx: pd.DataFrame, base: str, quote: str) -> pd.DataFrame | None:
-    """Rate series (event_timestamp, rate) for base/quote: direct, inverted or crossed via EUR."""
+    """Rate series (event_timestamp, rate) for base/quote: direct, inverted or crossed via EUR,
+    whichever has the most observations (a daily ECB cross beats a monthly direct series)."""
 
     def direct(b: str, q: str) -> pd.DataFrame | None:
         rows = fx[(fx["base"] == b) & (fx["quote"] == q)]
@@ -186,23 +187,23 @@ def _fx_pair(fx: pd.DataFrame, base: str, quote: str) -> pd.DataFrame | None:
             rows = rows[rows["source"] == best]
         return rows[["event_timestamp", "rate"]].drop_duplicates("event_timestamp", keep="last")
 
+    candidates = []
     got = direct(base, quote)
     if got is not None:
-        return got
+        candidates.append(got)
     inv = direct(quote, base)
     if inv is not None:
-        return inv.assign(rate=1.0 / inv["rate"])
+        candidates.append(inv.assign(rate=1.0 / inv["rate"]))
     if "EUR" not in (base, quote):
         eb, eq = direct("EUR", base), direct("EUR", quote)
         if eb is not None and eq is not None:
             both = eb.merge(eq, on="event_timestamp", suffixes=("_b", "_q"))
-            return pd.DataFrame(
-                {
-                    "event_timestamp": both["event_timestamp"],
-                    "rate": both["rate_q"] / both["rate_b"],
-                }
+            rate = both["rate_q"] / both["rate_b"]
+            candidates.append(
+                pd.DataFrame({"event_timestamp": both["event_timestamp"], "rate": rate})
             )
-    return None
+    # most observations first; ties keep the order above (direct, inverted, crossed)
+    return max(candidates, key=len) if candidates else None
 
 
 def prepare_context(

@@ -95,6 +95,26 @@ def test_vix_stamped_after_the_close_is_seen_the_next_session(data_dir, full) ->
     assert not np.allclose(msft["vix"].to_numpy(), vix_by_day.reindex(day).to_numpy())
 
 
+def test_a_daily_fx_cross_beats_a_monthly_direct_series(inputs, full, data_dir) -> None:
+    monthly = pd.read_csv(data_dir / "datasets" / "exchange-rates" / "monthly.csv")
+    japan = monthly[(monthly["Country"] == "Japan") & (monthly["Date"] >= "2012-01-01")]
+    direct = pd.DataFrame(
+        {
+            "base": "USD",
+            "quote": "JPY",
+            "rate": japan["Exchange rate"].astype("float64").to_numpy(),
+            "event_timestamp": pd.to_datetime(japan["Date"], utc=True).to_numpy(),
+            "source": "fred_h10_monthly",
+        }
+    )
+    assert len(direct) > 50
+    fx = pd.concat([inputs["fx_rates"], direct], ignore_index=True)
+    out = compute_context_features(inputs["bars"], inputs["macro"], fx, inputs["listings"])
+    # the daily EUR cross (JPY per EUR / USD per EUR) is used, not the monthly direct series
+    pd.testing.assert_series_equal(out["usdjpy_ret_1"], full["usdjpy_ret_1"])
+    assert full["usdjpy_ret_1"].notna().mean() > 0.95
+
+
 def test_missing_context_tables_give_nulls_not_zeros(inputs) -> None:
     out = compute_context_features(inputs["bars"])
     for name in ("vix", "wti_ret_1", "eurusd_ret_1", "ret_rel_sector_1"):
