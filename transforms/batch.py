@@ -24,13 +24,39 @@ from transforms.engine import (
 from transforms.families import calendar
 from transforms.validation import InvalidBarsError, check_columns, raise_on_problems
 
+PRICE_FIELDS = ("open", "high", "low", "close", "volume")
+
 
 def utc_timestamps(values: pd.Series) -> pd.Series:
-    """tz-aware UTC timestamps; naive ones are taken as UTC (canonical tables are UTC)."""
+    """tz-aware UTC nanosecond timestamps; naive ones are taken as UTC (canonical tables are UTC)."""
+    if str(values.dtype) == "datetime64[ns, UTC]":
+        return values
     stamps = pd.to_datetime(values)
     if getattr(stamps.dt, "tz", None) is None:
-        return stamps.dt.tz_localize("UTC")
-    return stamps.dt.tz_convert("UTC")
+        stamps = stamps.dt.tz_localize("UTC")
+    return stamps.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+
+
+def feature_frame(
+    symbols: np.ndarray,
+    stamps: pd.Series,
+    floats: np.ndarray,
+    float_names: Sequence[str],
+    session: np.ndarray | None,
+) -> pd.DataFrame:
+    """`symbol, event_timestamp`, the float features (no copy) and, given the bars' local days,
+    the calendar features: the output layout of both batch and micro-batch paths."""
+    parts = [
+        pd.DataFrame({"symbol": symbols, "event_timestamp": stamps.reset_index(drop=True)}),
+        pd.DataFrame(floats, columns=list(float_names), copy=False),
+    ]
+    if session is not None:
+        codes, days = pd.factorize(session)
+        table = calendar.calendar_features(np.asarray(days))
+        parts.append(
+            pd.DataFrame({name: table[:, j][codes] for j, name in enumerate(calendar.NAMES)})
+        )
+    return pd.concat(parts, axis=1, copy=False)
 
 
 def compute_features(bars: pd.DataFrame, families: Sequence[str] | None = None) -> pd.DataFrame:
@@ -56,27 +82,24 @@ def compute_features(bars: pd.DataFrame, families: Sequence[str] | None = None) 
             f"{int(dup.sum())} duplicate (symbol, event_timestamp) bar(s), e.g. "
             f"{symbols[codes[first]]} {pd.Timestamp(ts[first], tz='UTC')}"
         )
-    sorted_stamps = stamps.iloc[order].reset_index(drop=True)
+    sorted_stamps = stamps.iloc[order]
     session = calendar.local_days(sorted_stamps)
-    prices = [
-        bars[col].to_numpy(dtype=np.float64)[order]
-        for col in ("open", "high", "low", "close", "volume")
-    ]
+    prices = [bars[col].to_numpy(dtype=np.float64)[order] for col in PRICE_FIELDS]
 
     wanted = (*KERNEL_FAMILIES, "calendar") if families is None else tuple(families)
     mask = family_mask(wanted)
     out = np.empty((len(codes), N_FLOAT))
+    out.fill(np.nan)  # touch the pages up front: page faults inside the kernel cost far more
     state = np.zeros((len(symbols), STATE_SLOTS))
     last_ts = np.full(len(symbols), NO_TIME, dtype=np.int64)
     run_rows(state, last_ts, codes.astype(np.int64), ts, *prices, session, out, mask)
 
     keep = [j for j, name in enumerate(FLOAT_NAMES) if catalog.family_of(name) in wanted]
-    frame = pd.DataFrame(out[:, keep], columns=[FLOAT_NAMES[j] for j in keep], copy=False)
-    frame.insert(0, "symbol", np.asarray(symbols)[codes])
-    frame.insert(1, "event_timestamp", sorted_stamps)
-    if "calendar" in wanted:
-        days, inverse = np.unique(session, return_inverse=True)
-        cal = calendar.calendar_features(days)[inverse]
-        for j, name in enumerate(calendar.NAMES):
-            frame[name] = cal[:, j]
-    return frame
+    floats = out if len(keep) == N_FLOAT else out[:, keep]
+    return feature_frame(
+        np.asarray(symbols)[codes],
+        sorted_stamps,
+        floats,
+        [FLOAT_NAMES[j] for j in keep],
+        session if "calendar" in wanted else None,
+    )

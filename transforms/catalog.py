@@ -284,14 +284,6 @@ _VOLATILITY = (
         f"normalised ATR {NATR_WINDOW}: ATR as percent of close",
         f"100 * atr_{NATR_WINDOW} / close; matches TA-Lib NATR",
     ),
-    *(
-        _f(
-            f"rv_{n}",
-            f"realised volatility of the last {n} 1-bar log returns",
-            f"sample std (ddof=1) of log returns, two-pass over the window, {_ANN}",
-        )
-        for n in RV_WINDOWS
-    ),
     _f("bb_upper_{}_{}".format(*BBANDS), "upper Bollinger band", _BB_CONV),
     _f("bb_middle_{}_{}".format(*BBANDS), "middle Bollinger band (SMA)", _BB_CONV),
     _f("bb_lower_{}_{}".format(*BBANDS), "lower Bollinger band", _BB_CONV),
@@ -304,6 +296,35 @@ _VOLATILITY = (
         "bb_width_{}_{}".format(*BBANDS),
         "Bollinger bandwidth relative to the middle band",
         "(upper - lower) / middle",
+    ),
+    _f(
+        "kc_upper_{0}_{2}".format(*KELTNER),
+        "upper Keltner channel",
+        _KC_CONV.format(*KELTNER),
+    ),
+    _f(
+        "kc_lower_{0}_{2}".format(*KELTNER),
+        "lower Keltner channel",
+        _KC_CONV.format(*KELTNER),
+    ),
+    _f(
+        "kc_pctb_{0}_{2}".format(*KELTNER),
+        "where close sits between the Keltner channels",
+        "(close - lower) / (upper - lower); null when the channels coincide",
+    ),
+    _f("hl_range", "bar range relative to close", "(high - low) / close"),
+)
+
+# --- realised volatility ---------------------------------------------------------------------------
+_f = _spec("realized_vol")
+_REALIZED_VOL = (
+    *(
+        _f(
+            f"rv_{n}",
+            f"realised volatility of the last {n} 1-bar log returns",
+            f"sample std (ddof=1) of log returns, two-pass over the window, {_ANN}",
+        )
+        for n in RV_WINDOWS
     ),
     _f(
         f"parkinson_{RANGE_VOL_WINDOW}",
@@ -322,22 +343,6 @@ _VOLATILITY = (
         f"sqrt(mean(ln(h/c) ln(h/o) + ln(l/c) ln(l/o))) over {RANGE_VOL_WINDOW} bars, {_ANN}; "
         "a negative mean gives 0",
     ),
-    _f(
-        "kc_upper_{0}_{2}".format(*KELTNER),
-        "upper Keltner channel",
-        _KC_CONV.format(*KELTNER),
-    ),
-    _f(
-        "kc_lower_{0}_{2}".format(*KELTNER),
-        "lower Keltner channel",
-        _KC_CONV.format(*KELTNER),
-    ),
-    _f(
-        "kc_pctb_{0}_{2}".format(*KELTNER),
-        "where close sits between the Keltner channels",
-        "(close - lower) / (upper - lower); null when the channels coincide",
-    ),
-    _f("hl_range", "bar range relative to close", "(high - low) / close"),
 )
 
 # --- volume ----------------------------------------------------------------------------------------
@@ -361,6 +366,17 @@ _VOLUME = (
         "EMA 3 - EMA 10 of the A/D line, both seeded with the first A/D value, first value at "
         "bar 9; matches TA-Lib ADOSC",
     ),
+    _f("log_volume", "log of volume", "ln(1 + volume)"),
+    _f(
+        "clv",
+        "close location value within the bar",
+        "((close-low) - (high-close)) / (high-low), in -1..1; null if high == low",
+    ),
+)
+
+# --- volume statistics -----------------------------------------------------------------------------
+_f = _spec("volume_stats")
+_VOLUME_STATS = (
     *(
         _f(
             f"vol_ratio_{n}",
@@ -390,7 +406,6 @@ _VOLUME = (
         "sum(tp * volume) / sum(volume) over the bars of the bar's America/New_York date so far; "
         "for daily bars this is the bar's typical price; null if no volume yet",
     ),
-    _f("log_volume", "log of volume", "ln(1 + volume)"),
     _f(
         f"dollar_vol_{VOLUME_STATS_WINDOW}",
         f"average traded value over {VOLUME_STATS_WINDOW} bars",
@@ -400,11 +415,6 @@ _VOLUME = (
         f"vol_z_{VOLUME_STATS_WINDOW}",
         f"z-score of volume against its last {VOLUME_STATS_WINDOW} bars",
         "(volume - mean) / sample std (ddof=1), window includes this bar; null if std is 0",
-    ),
-    _f(
-        "clv",
-        "close location value within the bar",
-        "((close-low) - (high-close)) / (high-low), in -1..1; null if high == low",
     ),
 )
 
@@ -506,12 +516,18 @@ _BAR_FAMILY_ROWS: tuple[tuple[str, str, tuple[FeatureSpec, ...]], ...] = (
     ("returns", "Returns and momentum over several horizons.", _RETURNS),
     ("trend", "Moving averages, price-to-average ratios and MACD.", _TREND),
     ("oscillators", "Bounded momentum oscillators: RSI, stochastics, %R, CCI, MFI.", _OSCILLATORS),
+    ("volatility", "True range, ATR/NATR, Bollinger and Keltner channels, bar range.", _VOLATILITY),
     (
-        "volatility",
-        "True range/ATR, realised and range-based volatility, Bollinger and Keltner channels.",
-        _VOLATILITY,
+        "realized_vol",
+        "Realised volatility of returns and Parkinson/Garman-Klass/Rogers-Satchell estimators.",
+        _REALIZED_VOL,
     ),
-    ("volume", "Volume flow (OBV, A/D), relative volume and VWAPs.", _VOLUME),
+    ("volume", "Volume flow: OBV, Chaikin A/D line and oscillator, log volume, CLV.", _VOLUME),
+    (
+        "volume_stats",
+        "Relative volume, rolling and session VWAPs, traded value, volume z-score.",
+        _VOLUME_STATS,
+    ),
     ("rolling_stats", "Rolling moments and extremes of log returns; z-scores of close.", _ROLLING),
     (
         "interactions",

@@ -61,26 +61,30 @@ from numba import njit  # noqa: E402
 from transforms.families import (  # noqa: E402
     interactions,
     oscillators,
+    realized_vol,
     returns,
     rolling_stats,
     trend,
     volatility,
     volume,
+    volume_stats,
 )
 
 # Kernel order = catalog order of the float families; interactions last (it reads the others).
-KERNEL_FAMILIES = (
-    "returns",
-    "trend",
-    "oscillators",
-    "volatility",
-    "volume",
-    "rolling_stats",
-    "interactions",
+_MODULES = (
+    returns,
+    trend,
+    oscillators,
+    volatility,
+    realized_vol,
+    volume,
+    volume_stats,
+    rolling_stats,
+    interactions,
 )
-_MODULES = (returns, trend, oscillators, volatility, volume, rolling_stats, interactions)
-_bounds = np.cumsum([0, *(m.STATE.size for m in _MODULES)])
-(S_RET, S_TREND, S_OSC, S_VOLA, S_VOLU, S_ROLL, S_INTER, STATE_SLOTS) = (int(b) for b in _bounds)
+KERNEL_FAMILIES = tuple(m.__name__.rsplit(".", 1)[1] for m in _MODULES)
+_b = tuple(int(x) for x in np.cumsum([0, *(m.STATE.size for m in _MODULES)]))
+STATE_SLOTS = _b[-1]
 FLOAT_NAMES: tuple[str, ...] = tuple(catalog.bar_float_names())
 N_FLOAT = len(FLOAT_NAMES)
 NO_TIME = np.iinfo(np.int64).min
@@ -105,19 +109,23 @@ def family_mask(families: list[str] | tuple[str, ...] | None = None) -> np.ndarr
 def step_all(s, o, h, low, c, v, session, out, enabled):
     """Fold one bar into one symbol's state row `s` and write every float feature into `out`."""
     if enabled[0]:
-        returns.step(s[S_RET:S_TREND], o, h, low, c, v, session, out)
+        returns.step(s[_b[0] : _b[1]], o, h, low, c, v, session, out)
     if enabled[1]:
-        trend.step(s[S_TREND:S_OSC], o, h, low, c, v, session, out)
+        trend.step(s[_b[1] : _b[2]], o, h, low, c, v, session, out)
     if enabled[2]:
-        oscillators.step(s[S_OSC:S_VOLA], o, h, low, c, v, session, out)
+        oscillators.step(s[_b[2] : _b[3]], o, h, low, c, v, session, out)
     if enabled[3]:
-        volatility.step(s[S_VOLA:S_VOLU], o, h, low, c, v, session, out)
+        volatility.step(s[_b[3] : _b[4]], o, h, low, c, v, session, out)
     if enabled[4]:
-        volume.step(s[S_VOLU:S_ROLL], o, h, low, c, v, session, out)
+        realized_vol.step(s[_b[4] : _b[5]], o, h, low, c, v, session, out)
     if enabled[5]:
-        rolling_stats.step(s[S_ROLL:S_INTER], o, h, low, c, v, session, out)
+        volume.step(s[_b[5] : _b[6]], o, h, low, c, v, session, out)
     if enabled[6]:
-        interactions.step(s[S_INTER:STATE_SLOTS], o, h, low, c, v, session, out)
+        volume_stats.step(s[_b[6] : _b[7]], o, h, low, c, v, session, out)
+    if enabled[7]:
+        rolling_stats.step(s[_b[7] : _b[8]], o, h, low, c, v, session, out)
+    if enabled[8]:
+        interactions.step(s[_b[8] : _b[9]], o, h, low, c, v, session, out)
 
 
 @njit(cache=True)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from transforms.batch import utc_timestamps
+from transforms.batch import PRICE_FIELDS, feature_frame, utc_timestamps
 from transforms.engine import (
     FLOAT_NAMES,
     N_FLOAT,
@@ -101,31 +101,23 @@ class OnlineFeatures:
         ts = stamps.to_numpy(dtype="datetime64[ns]").view(np.int64)
         order = np.argsort(ts, kind="stable")
         symbols = bars["symbol"].to_numpy()[order]
-        slots = np.fromiter((self._slot(s) for s in symbols), dtype=np.int64, count=len(symbols))
-        session = calendar.local_days(stamps.iloc[order])
+        slot = self._slot
+        slots = np.fromiter((slot(s) for s in symbols), dtype=np.int64, count=len(symbols))
+        ts = ts[order]
+        session = calendar.local_days_of(ts)
         out = np.empty((len(order), N_FLOAT))
-        accepted = run_rows(
-            self._state,
-            self._last_ts,
-            slots,
-            ts[order],
-            *(
-                bars[col].to_numpy(dtype=np.float64)[order]
-                for col in ("open", "high", "low", "close", "volume")
-            ),
-            session,
-            out,
-            _ALL,
-        )
-        self.stale_bars += int((~accepted).sum())
-        frame = pd.DataFrame(out[accepted], columns=FLOAT_NAMES, copy=False)
-        frame.insert(0, "symbol", symbols[accepted])
-        frame.insert(1, "event_timestamp", stamps.iloc[order][accepted].reset_index(drop=True))
-        days, inverse = np.unique(session[accepted], return_inverse=True)
-        cal = calendar.calendar_features(days)[inverse]
-        for j, name in enumerate(calendar.NAMES):
-            frame[name] = cal[:, j]
-        return frame
+        prices = [bars[col].to_numpy(dtype=np.float64)[order] for col in PRICE_FIELDS]
+        accepted = run_rows(self._state, self._last_ts, slots, ts, *prices, session, out, _ALL)
+        n_stale = len(accepted) - int(accepted.sum())
+        if n_stale:
+            self.stale_bars += n_stale
+            out, symbols, session, order = (
+                out[accepted],
+                symbols[accepted],
+                session[accepted],
+                order[accepted],
+            )
+        return feature_frame(symbols, stamps.iloc[order], out, FLOAT_NAMES, session)
 
 
 # The micro-batch path is a method of the same state holder; this name is kept for callers that

@@ -51,7 +51,21 @@ def check_columns(bars: pd.DataFrame) -> None:
         raise InvalidBarsError(f"bars lack required columns {missing}; need {list(BAR_COLUMNS)}")
 
 
+def all_usable(bars: pd.DataFrame) -> bool:
+    """Fast vectorised check; `bar_problems` explains the failures when it is False."""
+    prices = bars[list(PRICE_COLUMNS)].to_numpy(dtype=np.float64)
+    volume = bars["volume"].to_numpy(dtype=np.float64)
+    return bool(
+        (np.isfinite(prices) & (prices > 0)).all()
+        and (np.isfinite(volume) & (volume >= 0)).all()
+        and bars["symbol"].notna().all()
+        and bars["event_timestamp"].notna().all()
+    )
+
+
 def raise_on_problems(bars: pd.DataFrame) -> None:
+    if all_usable(bars):
+        return
     reasons = bar_problems(bars)
     bad = reasons != ""
     if bad.any():

@@ -210,13 +210,20 @@ def _scrape_targets(prom: dict) -> dict[str, list[tuple[str, int]]]:
     return targets
 
 
-def _metrics_port(service: dict) -> int:
-    """Where a finfeast service serves /metrics: its --metrics-port, else its HTTP --port."""
+def _metrics_endpoint(service: dict) -> tuple[str, int]:
+    """(bind host, port) of a finfeast service's /metrics.
+
+    Stream jobs: --metrics-port, bound to FINFEAST_METRICS_HOST (stream_jobs/jobs.py, loopback by
+    default); the feature server: /metrics on its HTTP --host/--port.
+    """
     command = service["command"]
-    for flag in ("--metrics-port", "--port"):
-        if flag in command:
-            return int(command[command.index(flag) + 1])
-    raise AssertionError(f"no metrics port in {command}")
+    if "--metrics-port" in command:
+        host = _env(service).get("FINFEAST_METRICS_HOST", "127.0.0.1")
+        return host, int(command[command.index("--metrics-port") + 1])
+    if "--port" in command:
+        host = command[command.index("--host") + 1] if "--host" in command else "127.0.0.1"
+        return host, int(command[command.index("--port") + 1])
+    raise AssertionError(f"no metrics endpoint in {command}")
 
 
 def test_prometheus_config_is_valid_and_scrapes_defined_services(services: dict, program) -> None:
@@ -233,7 +240,9 @@ def test_prometheus_config_is_valid_and_scrapes_defined_services(services: dict,
         if host == "localhost":
             continue
         assert host in services, f"scrape target {host} is not a compose service"
-        assert _metrics_port(services[host]) == port, f"{host}: Prometheus scrapes :{port}"
+        bind, served = _metrics_endpoint(services[host])
+        assert served == port, f"{host} serves /metrics on :{served}, Prometheus scrapes :{port}"
+        assert bind == "0.0.0.0", f"{host} binds /metrics to {bind}: unreachable from prometheus"
     prom = services["prometheus"]
     assert any(_volume_target(v) == "/etc/prometheus/prometheus.yml" for v in prom["volumes"])
 

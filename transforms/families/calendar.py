@@ -41,6 +41,12 @@ def local_day(ts_ns: int) -> int:
     return _local_day_of_hour(ts_ns // _NS_PER_HOUR)
 
 
+def local_days_of(ts_ns: np.ndarray) -> np.ndarray:
+    """`local_day` of many UTC nanosecond timestamps (micro-batches: few distinct hours)."""
+    hours, inverse = np.unique(ts_ns // _NS_PER_HOUR, return_inverse=True)
+    return np.array([_local_day_of_hour(int(h)) for h in hours], dtype=np.int64)[inverse]
+
+
 def calendar_features(days: np.ndarray) -> np.ndarray:
     """Calendar columns (catalog order) for local dates given as days since epoch: (n, 11) int64."""
     days = np.asarray(days, dtype=np.int64)

@@ -18,7 +18,8 @@ from transforms.families.primitives import (
     column,
     ring_abs_dev,
     ring_lag,
-    ring_min_max,
+    ring_max,
+    ring_min,
     ring_push,
     ring_sum,
     ta_sma,
@@ -67,15 +68,6 @@ MF_SUMS = STATE.scalar(2)
 
 
 @njit(cache=True)
-def _range_position(s, n, c):
-    """(close - lowest low) / ((highest high - lowest low) / 100), TA-Lib's STOCH arithmetic."""
-    lo = ring_min_max(s, LOWS, HL_CAP, n)[0]
-    hi = ring_min_max(s, HIGHS, HL_CAP, n)[1]
-    diff = (hi - lo) / 100.0
-    return (c - lo) / diff if diff != 0.0 else 50.0
-
-
-@njit(cache=True)
 def step(s, o, h, low, c, v, session, out):
     s[COUNT] += 1.0
     k = s[COUNT]
@@ -102,7 +94,9 @@ def step(s, o, h, low, c, v, session, out):
     out[O_SLOWK] = NAN
     out[O_SLOWD] = NAN
     if k >= FASTK:
-        fastk = _range_position(s, FASTK, c)
+        lo = ring_min(s, LOWS, HL_CAP, FASTK)
+        diff = (ring_max(s, HIGHS, HL_CAP, FASTK) - lo) / 100.0  # TA-Lib's STOCH arithmetic
+        fastk = (c - lo) / diff if diff != 0.0 else 50.0
         out[O_FASTK] = fastk
         ring_push(s, FASTK_RING, SLOWK, fastk)
         nk = s[SLOWK_SMA] + 1.0
@@ -117,8 +111,8 @@ def step(s, o, h, low, c, v, session, out):
                 out[O_SLOWK] = slowk
                 out[O_SLOWD] = slowd
     if k >= WILLR_N:
-        lo = ring_min_max(s, LOWS, HL_CAP, WILLR_N)[0]
-        hi = ring_min_max(s, HIGHS, HL_CAP, WILLR_N)[1]
+        lo = ring_min(s, LOWS, HL_CAP, WILLR_N)
+        hi = ring_max(s, HIGHS, HL_CAP, WILLR_N)
         diff = (hi - lo) / (-100.0)
         out[O_WILLR] = (hi - c) / diff if diff != 0.0 else -50.0
     else:

@@ -90,8 +90,8 @@ def ring_window(s, base, cap, n):
 @njit(cache=True, fastmath=REASSOC)
 def _sum(view):
     total = 0.0
-    for x in view:
-        total += x
+    for i in range(view.size):  # index loops vectorise; `for x in view` does not
+        total += view[i]
     return total
 
 
@@ -106,8 +106,8 @@ def ring_sum(s, base, cap, n):
 def _central(view, mean):
     m2 = 0.0
     m3 = 0.0
-    for x in view:
-        d = x - mean
+    for i in range(view.size):
+        d = view[i] - mean
         m2 += d * d
         m3 += d * d * d
     return m2, m3
@@ -127,8 +127,8 @@ def ring_moments(s, base, cap, n):
 @njit(cache=True, fastmath=REASSOC)
 def _abs_dev(view, center):
     total = 0.0
-    for x in view:
-        total += abs(x - center)
+    for i in range(view.size):
+        total += abs(view[i] - center)
     return total
 
 
@@ -139,18 +139,35 @@ def ring_abs_dev(s, base, cap, n, center):
     return _abs_dev(older, center) + _abs_dev(newer, center)
 
 
+# Ring values are finite by construction (validated prices, their logs and products), so the
+# extreme-value loops may assume no NaN/inf, which lets them vectorise too.
+FINITE = {"nnan", "ninf", "nsz", "reassoc"}
+
+
+@njit(cache=True, fastmath=FINITE)
+def _min(view, lo):
+    for i in range(view.size):
+        lo = min(lo, view[i])
+    return lo
+
+
+@njit(cache=True, fastmath=FINITE)
+def _max(view, hi):
+    for i in range(view.size):
+        hi = max(hi, view[i])
+    return hi
+
+
 @njit(cache=True)
-def ring_min_max(s, base, cap, n):
+def ring_min(s, base, cap, n):
     older, newer = ring_window(s, base, cap, n)
-    lo = math.inf
-    hi = -math.inf
-    for x in older:
-        lo = min(lo, x)
-        hi = max(hi, x)
-    for x in newer:
-        lo = min(lo, x)
-        hi = max(hi, x)
-    return lo, hi
+    return _min(newer, _min(older, ring_lag(s, base, cap, 0)))
+
+
+@njit(cache=True)
+def ring_max(s, base, cap, n):
+    older, newer = ring_window(s, base, cap, n)
+    return _max(newer, _max(older, ring_lag(s, base, cap, 0)))
 
 
 @njit(cache=True, inline="always")

@@ -18,7 +18,8 @@ from transforms.families.primitives import (
     Layout,
     column,
     ratio,
-    ring_min_max,
+    ring_max,
+    ring_min,
     ring_moments,
     ring_push,
 )
@@ -57,7 +58,8 @@ def step(s, o, h, low, c, v, session, out):
                 out[cols[i]] = NAN
             continue
         mean, m2, m3 = ring_moments(s, LOG_RETS, LR_CAP, n)
-        lo, hi = ring_min_max(s, LOG_RETS, LR_CAP, n)
+        lo = ring_min(s, LOG_RETS, LR_CAP, n)
+        hi = ring_max(s, LOG_RETS, LR_CAP, n)
         std = math.sqrt(m2 / (n - 1))
         out[cols[0]] = mean
         out[cols[1]] = std
