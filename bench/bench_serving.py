@@ -197,6 +197,19 @@ def load_test(port: int, bodies: list[bytes], clients: int, seconds: float) -> d
     return stats
 
 
+def scrape_hit_ratio(port: int) -> float | None:
+    """The server's own hot-entity cache hit ratio (None for servers without /metrics)."""
+    client = KeepAliveClient("127.0.0.1", port)
+    status, body = client.request("GET", "/metrics")
+    client.close()
+    if status != 200:
+        return None
+    for line in body.decode().splitlines():
+        if line.startswith("finfeast_serving_cache_hit_ratio "):
+            return float(line.split()[1])
+    return None
+
+
 def http_sequential(port: int, body_1: bytes, body_100: bytes, n: int) -> dict[str, dict]:
     client = KeepAliveClient("127.0.0.1", port)
     for body in (body_1, body_100):
@@ -352,6 +365,7 @@ def main() -> int:
             try:
                 seq = http_sequential(port, body_1, body_100, reps)
                 load = load_test(port, bodies, args.clients, seconds)
+                load["cache_hit_ratio"] = scrape_hit_ratio(port)
             finally:
                 stop_server(proc)
                 procs.remove(proc)
@@ -394,6 +408,8 @@ def render_markdown(results: dict, args: argparse.Namespace, n_symbols: int) -> 
     for name, r in results["http"].items():
         s, ld = r["sequential"], r["load"]
         drops = f" ({s['reconnects']} dropped connections)" if s["reconnects"] else ""
+        if ld.get("cache_hit_ratio"):
+            drops += f" (cache hit ratio {ld['cache_hit_ratio']:.2f})"
         lines.append(
             f"| {name}{drops} | {s['1']['p50_ms']:.2f} / {s['1']['p99_ms']:.2f} | "
             f"{s['100']['p50_ms']:.2f} / {s['100']['p99_ms']:.2f} | {ld['rps']:.0f} | "
