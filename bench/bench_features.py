@@ -119,7 +119,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     from transforms import OnlineFeatures, catalog, compute_features
-    from transforms.engine import STATE_SLOTS, family_mask, run_rows, N_FLOAT, NO_TIME
+    from transforms.engine import N_FLOAT, NO_TIME, STATE_SLOTS, family_mask, run_rows
 
     compute_features(bars.head(3000))
     warm = OnlineFeatures()
