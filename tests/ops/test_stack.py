@@ -329,3 +329,26 @@ def test_every_dashboard_metric_is_exported_by_the_code() -> None:
     titles = " ".join(p["title"].lower() for p in dashboard["panels"])
     for topic in ("throughput", "freshness", "dead-letter", "latency", "anomaly"):
         assert topic in titles, f"no {topic} panel"
+
+
+def test_every_dashboard_query_is_valid_promql(program, tmp_path) -> None:
+    """promtool parses each panel's expression (as a recording rule) — a typo fails here."""
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "finfeast.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [
+                    {"record": f"finfeast:panel_query_{i}", "expr": e} for i, e in enumerate(exprs)
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(yaml.safe_dump(rules))
+    out = subprocess.run(
+        [program("promtool"), "check", "rules", str(path)], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"{len(exprs)} rules found" in out.stdout
