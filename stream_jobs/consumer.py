@@ -146,6 +146,8 @@ class StreamLoop:
         self._assigned: set[tuple[str, int]] = set()
         self._last_lag_check = 0.0
         self._lag_total = 0
+        # Optional callback(kafka timestamps ms, online-write-done ms) per batch (benchmarks).
+        self.latency_observer: Callable[[list[int], float], None] | None = None
 
     def stop(self) -> None:
         self._stop = True
@@ -215,16 +217,18 @@ class StreamLoop:
     def _decode(self, msgs: Sequence[Any], dead: DeadLetters) -> list[Event]:
         events: list[Event] = []
         now_ms = int(time.time() * 1000)
-        m_in = self.metrics.events_in
+        per_topic: dict[str, int] = {}
         for m in msgs:
             topic = m.topic()
-            m_in.labels(self.metrics.job, topic).inc()
+            per_topic[topic] = per_topic.get(topic, 0) + 1
             try:
                 value = decode(topic, m.value(), now_ms=now_ms)
             except InvalidMessage as exc:
                 dead.send(m, exc.reason, exc.detail)
                 continue
             events.append(Event(topic, m.partition(), m.offset(), value, m.timestamp()[1]))
+        for topic, n in per_topic.items():
+            self.metrics.events_in.labels(self.metrics.job, topic).inc(n)
         return events
 
     def _with_retry(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -255,6 +259,8 @@ class StreamLoop:
             self.summary.rows_out += len(rows)
             self.metrics.events_out.labels(self.metrics.job, out.view.name).inc(len(rows))
         done_ms = time.time() * 1000
+        if self.latency_observer is not None:
+            self.latency_observer(kafka_ts, done_ms)
         hist = self.metrics.freshness.labels(self.metrics.job)
         for ts in kafka_ts:
             hist.observe(max(done_ms - ts, 0.0) / 1000)
@@ -300,7 +306,11 @@ class StreamLoop:
             for tp in self._consumer.committed(unknown, timeout=5):
                 committed[(tp.topic, tp.partition)] = tp.offset
         for tp in positions:
-            low, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+            # During the run the high watermarks the fetches brought back are enough (cached);
+            # the drain check asks the broker.
+            low, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=not force)
+            if high < 0:
+                low, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
             pos = tp.offset if tp.offset >= 0 else committed.get((tp.topic, tp.partition), -1)
             pos = pos if pos >= 0 else low
             lag = max(high - pos, 0)

@@ -102,7 +102,7 @@ class MarketProcessor:
             self._late += 1
             return None
         self.last_bar_ms[symbol] = ms
-        out = dict(feats)
+        out = feats  # a fresh dict per call: extend it in place
         out["last_close"] = value["close"]
         out["last_volume"] = value["volume"]
         if self.anomaly is not None:

