@@ -300,22 +300,26 @@ def _beta_corr(codes: np.ndarray, x: np.ndarray, y: np.ndarray, window: int):
     return beta, corr
 
 
-def _asof(left: pd.DataFrame, right: pd.DataFrame, tolerance: pd.Timedelta | None) -> pd.DataFrame:
-    """Backward as-of join of `right` onto `left` (both carry event_timestamp), left order kept."""
-    order = np.argsort(left["event_timestamp"].to_numpy(), kind="stable")
-    lsorted = left.iloc[order][["event_timestamp"]].reset_index(drop=True)
-    lsorted["_pos"] = order
-    right = right.astype({"event_timestamp": left["event_timestamp"].dtype})
-    joined = pd.merge_asof(
-        lsorted,
-        right,
-        on="event_timestamp",
-        direction="backward",
-        allow_exact_matches=True,
-        tolerance=tolerance,
-    )
-    joined = joined.sort_values("_pos", kind="stable").reset_index(drop=True)
-    return joined.drop(columns=["event_timestamp", "_pos"])
+def _ns(times: pd.Series) -> np.ndarray:
+    """UTC nanoseconds since the epoch (int64) of a timestamp column, without Python objects."""
+    return pd.DatetimeIndex(times).tz_convert("UTC").as_unit("ns").asi8
+
+
+def _asof(
+    times_ns: np.ndarray, frame: pd.DataFrame, tolerance: pd.Timedelta
+) -> dict[str, np.ndarray]:
+    """Backward as-of join: per left time, the last `frame` row at or before it, at most
+    `tolerance` old (else null). `frame` is sorted by unique event_timestamp."""
+    right = _ns(frame["event_timestamp"])
+    pos = np.searchsorted(right, times_ns, side="right") - 1  # exact matches allowed
+    found = pos >= 0
+    safe = np.where(found, pos, 0)
+    ok = found & (times_ns - right[safe] <= tolerance.value)
+    return {
+        col: np.where(ok, frame[col].to_numpy("float64")[safe], np.nan)
+        for col in frame.columns
+        if col != "event_timestamp"
+    }
 
 
 def context_features(bars: pd.DataFrame, ctx: MarketContext) -> pd.DataFrame:
@@ -342,10 +346,10 @@ def context_features(bars: pd.DataFrame, ctx: MarketContext) -> pd.DataFrame:
     out["ret_rel_sector_1"] = rets[1] - sec["sector_ret_1"].to_numpy("float64")
     out["ret_rel_sector_20"] = rets[20] - sec["sector_ret_20"].to_numpy("float64")
 
+    times_ns = _ns(sb["event_timestamp"])
     for frame in ctx.series.values():
-        joined = _asof(sb, frame, MACRO_TOLERANCE)
-        for col in joined.columns:
-            out[col] = joined[col].to_numpy("float64")
+        for col, values in _asof(times_ns, frame, MACRO_TOLERANCE).items():
+            out[col] = values
     for name in FEATURE_NAMES:  # absent inputs -> null columns, never 0
         if name not in out.columns:
             out[name] = np.nan
