@@ -59,11 +59,12 @@ def _entities(source: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def test_asof_join_equals_feast(duck_repo) -> None:
+@pytest.mark.parametrize("engine", ["pandas", "duckdb"])
+def test_asof_join_equals_feast(duck_repo, engine: str) -> None:
     store = duck_repo.store()
     source = pd.read_parquet(duck_repo.path / "px_features.parquet")
     entities = _entities(source)
-    lean = get_historical_features_asof(store, entities, SERVICE)
+    lean = get_historical_features_asof(store, entities, SERVICE, engine=engine)
     feast = (
         store.get_historical_features(
             entity_df=entities, features=store.get_feature_service(SERVICE)
@@ -88,7 +89,11 @@ def test_full_feature_names_and_missing_join_key(duck_repo) -> None:
     entities = pd.DataFrame(
         {"symbol": ["IBM"], "event_timestamp": [pd.Timestamp("2017-06-01", tz="UTC")]}
     )
-    out = get_historical_features_asof(store, entities, SERVICE, full_feature_names=True)
-    assert "px_returns__ret_1" in out.columns and "px_ranges__range_25" in out.columns
+    for engine in ("pandas", "duckdb"):
+        out = get_historical_features_asof(
+            store, entities, SERVICE, full_feature_names=True, engine=engine
+        )
+        assert "px_returns__ret_1" in out.columns and "px_ranges__range_25" in out.columns
+        assert "ret_1" not in out.columns
     with pytest.raises(ValueError, match="join key"):
         get_historical_features_asof(store, entities.rename(columns={"symbol": "s"}), SERVICE)
