@@ -37,7 +37,7 @@ class RunReport:
 
     @property
     def partial(self) -> bool:
-        return any(s.status != "ok" for s in self.stages)
+        return any(s.status not in ("ok", "skipped") for s in self.stages)
 
     def stage(self, name: str, fn: Callable[[], Any], optional: bool = False) -> Any:
         logger.info("stage {}: started", name)
@@ -106,7 +106,11 @@ def run_main_job(settings: Settings, sources: list[str] | None = None, stream: b
     features = report.stage("features", lambda: build_feature_tables(settings))
     report.stage("apply", lambda: apply_repo(settings))
     report.stage("materialize", lambda: materialize(settings))
-    if stream:
+    if stream and settings.data_dir is None:
+        report.stages.append(
+            StageResult("stream", "skipped", 0.0, "no data directory: no intraday bars to replay")
+        )
+    elif stream:
         from stream_jobs.replay import run_short_replay
 
         report.stage("stream", lambda: run_short_replay(settings), optional=True)
