@@ -43,16 +43,19 @@ def feature_frame(
     floats: np.ndarray,
     float_names: Sequence[str],
     session: np.ndarray | None,
+    few_days: bool = False,
 ) -> pd.DataFrame:
     """`symbol, event_timestamp`, the float features (no copy) and, given the bars' local days,
-    the calendar features: the output layout of both batch and micro-batch paths."""
+    the calendar features: the output layout of both batch and micro-batch paths (`few_days`:
+    micro-batches, whose dates come from the per-date cache)."""
     parts = [
         pd.DataFrame({"symbol": symbols, "event_timestamp": stamps.reset_index(drop=True)}),
         pd.DataFrame(floats, columns=list(float_names), copy=False),
     ]
     if session is not None:
         codes, days = pd.factorize(session)
-        table = calendar.calendar_features(np.asarray(days))
+        make = calendar.calendar_table if few_days else calendar.calendar_features
+        table = make(np.asarray(days))
         parts.append(
             pd.DataFrame({name: table[:, j][codes] for j, name in enumerate(calendar.NAMES)})
         )
@@ -95,7 +98,11 @@ def compute_features(bars: pd.DataFrame, families: Sequence[str] | None = None) 
     run_rows(state, last_ts, codes.astype(np.int64), ts, *prices, session, out, mask)
 
     keep = [j for j, name in enumerate(FLOAT_NAMES) if catalog.family_of(name) in wanted]
-    floats = out if len(keep) == N_FLOAT else out[:, keep]
+    contiguous = bool(keep) and keep == list(range(keep[0], keep[-1] + 1))
+    if contiguous:
+        floats = out[:, keep[0] : keep[-1] + 1]  # adjacent families: a view, no copy
+    else:
+        floats = out[:, keep]
     return feature_frame(
         np.asarray(symbols)[codes],
         sorted_stamps,

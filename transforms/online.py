@@ -117,7 +117,7 @@ class OnlineFeatures:
                 session[accepted],
                 order[accepted],
             )
-        return feature_frame(symbols, stamps.iloc[order], out, FLOAT_NAMES, session)
+        return feature_frame(symbols, stamps.iloc[order], out, FLOAT_NAMES, session, few_days=True)
 
 
 # The micro-batch path is a method of the same state holder; this name is kept for callers that

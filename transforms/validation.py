@@ -53,14 +53,14 @@ def check_columns(bars: pd.DataFrame) -> None:
 
 def all_usable(bars: pd.DataFrame) -> bool:
     """Fast vectorised check; `bar_problems` explains the failures when it is False."""
-    prices = bars[list(PRICE_COLUMNS)].to_numpy(dtype=np.float64)
+    for col in PRICE_COLUMNS:
+        prices = bars[col].to_numpy(dtype=np.float64)
+        if not (prices > 0).all() or not np.isfinite(prices).all():  # NaN fails `> 0`
+            return False
     volume = bars["volume"].to_numpy(dtype=np.float64)
-    return bool(
-        (np.isfinite(prices) & (prices > 0)).all()
-        and (np.isfinite(volume) & (volume >= 0)).all()
-        and bars["symbol"].notna().all()
-        and bars["event_timestamp"].notna().all()
-    )
+    if not (volume >= 0).all() or not np.isfinite(volume).all():
+        return False
+    return not (bars["symbol"].isna().any() or bars["event_timestamp"].isna().any())
 
 
 def raise_on_problems(bars: pd.DataFrame) -> None:

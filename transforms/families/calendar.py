@@ -81,6 +81,17 @@ def calendar_features(days: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=4096)
+def _calendar_values(day: int) -> tuple[int, ...]:
+    return tuple(calendar_features(np.array([day]))[0].tolist())
+
+
 def calendar_row(day: int) -> dict[str, int]:
     """Calendar features of one local date (the online path; cached: one entry per date)."""
-    return dict(zip(NAMES, calendar_features(np.array([day]))[0].tolist(), strict=True))
+    return dict(zip(NAMES, _calendar_values(day), strict=True))
+
+
+def calendar_table(days: np.ndarray) -> np.ndarray:
+    """`calendar_features` of a few distinct dates through the per-date cache (micro-batches)."""
+    return np.array([_calendar_values(int(d)) for d in days], dtype=np.int64).reshape(
+        -1, len(NAMES)
+    )
