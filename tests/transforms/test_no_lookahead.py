@@ -59,6 +59,7 @@ def rewrite_future(bars: pd.DataFrame, cut: pd.Timestamp, seed: int, mode: str) 
 @settings(
     max_examples=25,
     deadline=None,
+    database=None,  # no example database written into the checkout
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
