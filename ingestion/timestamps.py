@@ -25,12 +25,12 @@ def local_time_utc(
     Vectorised over the distinct dates (a 600k-row file has ~1.3k of them). Unparseable dates
     give NaT, which the validator reports under `required_fields`.
     """
-    day = pd.to_datetime(pd.Series(dates), format=fmt, errors="coerce")
+    codes, labels = pd.factorize(pd.Series(dates))  # parse each distinct date once
+    day = pd.to_datetime(pd.Series(labels), format=fmt, errors="coerce")
     if isinstance(day.dtype, pd.DatetimeTZDtype):
         day = day.dt.tz_localize(None)
-    day = day.dt.normalize()
-    values = day.to_numpy(dtype="datetime64[ns]")
-    uniq, inverse = np.unique(values, return_inverse=True)
+    uniq = np.append(day.dt.normalize().to_numpy(dtype="datetime64[ns]"), np.datetime64("NaT"))
+    inverse = codes  # -1 (missing) picks the trailing NaT
     local = pd.DatetimeIndex(uniq) + pd.Timedelta(hours=hour, minutes=minute)
     utc = local.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").tz_convert("UTC")
     naive = utc.tz_localize(None).to_numpy(dtype="datetime64[ns]")
