@@ -29,8 +29,8 @@ BUDGET_SECONDS = 90  # per notebook, kernel start included (target ~60 s)
 UPDATE = os.environ.get("FINFEAST_UPDATE_NOTEBOOKS") == "1"
 # notebook -> (docs image name, index of the image output to keep)
 DOCS_PLOTS = {
-    "01_explore_features.ipynb": ("notebook_prices.png", 0),
-    "02_train_model.ipynb": ("notebook_feature_importance.png", 0),
+    "01_explore_features": ("notebook_prices.png", 0),
+    "02_train_model": ("notebook_feature_importance.png", 0),
 }
 
 pytestmark = pytest.mark.slow
@@ -123,7 +123,7 @@ def _check(book, name: str, seconds: float, min_images: int) -> None:
 
 def test_01_explore_features(populated, monkeypatch, tmp_path) -> None:
     book, seconds = _execute("01_explore_features.ipynb", populated, monkeypatch, tmp_path)
-    _check(book, "01", seconds, min_images=3)
+    _check(book, "01_explore_features", seconds, min_images=3)
     assert "features in" in _text(book)
 
 
@@ -131,7 +131,7 @@ def test_02_train_model_uses_the_selected_service(populated, monkeypatch, tmp_pa
     from finfeast.store import get_store
 
     book, seconds = _execute("02_train_model.ipynb", populated, monkeypatch, tmp_path)
-    _check(book, "02", seconds, min_images=1)
+    _check(book, "02_train_model", seconds, min_images=1)
     services = [s.name for s in get_store(populated).list_feature_services()]
     newest = max(
         (s for s in services if s.startswith("price_model_v")),
@@ -147,7 +147,7 @@ def test_03_online_inference(populated, monkeypatch, tmp_path) -> None:
     if not list((populated.profile_dir / "models").glob("*.joblib")):
         pytest.fail("02_train_model must run first (it saves the model 03 loads)")
     book, seconds = _execute("03_online_inference.ipynb", populated, monkeypatch, tmp_path)
-    _check(book, "03", seconds, min_images=1)
+    _check(book, "03_online_inference", seconds, min_images=1)
     text = _text(book)
     assert "online == latest offline" in text
     assert "P(up in 5 days)" in text
