@@ -70,6 +70,9 @@ def _configure_logging(quiet: bool) -> None:
     # Library deprecation chatter (ibis/duckdb, Feast's "experimental" notices) is not for users.
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=".*experimental feature.*")
+    import finfeast.store
+
+    finfeast.store.QUIET_LIBRARY_WARNINGS = True
 
     logger.remove()
     logger.add(

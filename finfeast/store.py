@@ -31,7 +31,23 @@ _STORES: dict[Settings, FeatureStore] = {}
 EPOCH_START = datetime(1970, 1, 2, tzinfo=UTC)
 
 
+# Set by the CLI: Feast installs "once" warning filters at import, which would re-enable library
+# deprecation chatter (ibis/duckdb) in user-facing output; the CLI silences it after the import.
+QUIET_LIBRARY_WARNINGS = False
+
+
+def _quiet_after_feast_import() -> None:
+    if QUIET_LIBRARY_WARNINGS:
+        import warnings
+
+        import feast  # noqa: F401 - its import installs the filters we override here
+
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*experimental feature.*")
+
+
 def _prepare(settings: Settings) -> None:
+    _quiet_after_feast_import()
     settings.apply_env()
     settings.ensure_dirs()
     ensure_database(settings)
