@@ -48,10 +48,10 @@ class SelectionConfig:
     embargo: int = 0  # extra sessions of gap on top of the horizon
     min_train_sessions: int = 250
     symbols: tuple[str, ...] | None = None
-    max_train_rows: int = 150_000
-    max_eval_rows: int = 20_000
-    n_repeats: int = 3
-    max_iter: int = 150
+    max_train_rows: int = 100_000
+    max_eval_rows: int = 5_000
+    n_repeats: int = 2
+    max_iter: int = 100
     learning_rate: float = 0.05
     max_leaf_nodes: int = 15
     min_samples_leaf: int = 200
