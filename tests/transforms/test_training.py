@@ -95,3 +95,31 @@ def test_bad_requests_are_clear_errors(built) -> None:
         label_entity_frame(built, labels=["fwd_ret_3"])
     with pytest.raises(FinfeastError, match="empty"):
         build_training_set(built, SERVICE, symbols=["NOPE"])
+
+
+def _use(settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in settings.env().items():
+        monkeypatch.setenv(key, value)
+
+
+def test_finfeast_features_command_writes_both_tables(
+    settings_factory, data_dir, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from featstore_inputs import write_canonical_tables
+
+    from finfeast.cli import main
+
+    settings = settings_factory("local", "cli_features")
+    _use(settings, monkeypatch)
+    assert main(["features"]) == 2  # nothing ingested yet: a one-line error, no traceback
+    assert "finfeast ingest" in capsys.readouterr().err
+    write_canonical_tables(settings, data_dir, ("XOM", "JPM"))
+    assert main(["features"]) == 0
+    out = capsys.readouterr().out
+    assert "features_daily" in out and "labels_daily" in out
+    tables = open_tables(settings)
+    assert len(tables.read("features_daily", columns=["symbol"])) == len(
+        tables.read("bars", columns=["symbol"])
+    )
+    assert main(["select", "--folds", "1"]) == 2
+    assert "--folds" in capsys.readouterr().err
