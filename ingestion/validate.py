@@ -40,18 +40,38 @@ def _first_failures(batch: Batch) -> pd.Series:
     if batch.check_time_order and time_col and time_col in frame and open_.any():
         entity = list(batch.entity if batch.entity is not None else spec.entity)
         sub = frame.loc[open_, [*entity, time_col]]
-        ts = sub[time_col]
-        if entity:
-            running_max = ts.groupby([sub[c] for c in entity], sort=False).cummax()
-            prev = running_max.groupby([sub[c] for c in entity], sort=False).shift(1)
-        else:
-            prev = ts.cummax().shift(1)
-        regress = (ts < prev) if batch.allow_equal_times else (ts <= prev)
-        bad = regress.to_numpy(dtype=bool, na_value=False)
-        idx = np.flatnonzero(open_)[bad]
-        rule[idx] = TIME_NOT_INCREASING
-        open_[idx] = False
+        if not _in_order_by_blocks(sub, entity, time_col, batch.allow_equal_times):
+            ts = sub[time_col]
+            if entity:
+                running_max = ts.groupby([sub[c] for c in entity], sort=False).cummax()
+                prev = running_max.groupby([sub[c] for c in entity], sort=False).shift(1)
+            else:
+                prev = ts.cummax().shift(1)
+            regress = (ts < prev) if batch.allow_equal_times else (ts <= prev)
+            bad = regress.to_numpy(dtype=bool, na_value=False)
+            idx = np.flatnonzero(open_)[bad]
+            rule[idx] = TIME_NOT_INCREASING
+            open_[idx] = False
     return pd.Series(rule, index=frame.index)
+
+
+def _in_order_by_blocks(
+    sub: pd.DataFrame, entity: list[str], time_col: str, equal_ok: bool
+) -> bool:
+    """Fast path for the common layout (one contiguous block per entity, time increasing in
+    each): True means no row can break the time-order rule, so the groupby check is skipped."""
+    ts = sub[time_col].to_numpy(dtype="datetime64[ns]").view("int64")
+    if len(ts) < 2:
+        return True
+    if entity:
+        codes = pd.util.hash_pandas_object(sub[entity], index=False).to_numpy()
+        change = codes[1:] != codes[:-1]
+        if len(np.unique(codes)) != int(change.sum()) + 1:
+            return False  # an entity appears in more than one block
+    else:
+        change = np.zeros(len(ts) - 1, dtype=bool)
+    step = ts[1:] >= ts[:-1] if equal_ok else ts[1:] > ts[:-1]
+    return bool((step | change).all())
 
 
 def duplicated_rows(df: pd.DataFrame) -> np.ndarray:
