@@ -28,13 +28,20 @@ PRICE_FIELDS = ("open", "high", "low", "close", "volume")
 
 
 def utc_timestamps(values: pd.Series) -> pd.Series:
-    """tz-aware UTC nanosecond timestamps; naive ones are taken as UTC (canonical tables are UTC)."""
-    if str(values.dtype) == "datetime64[ns, UTC]":
+    """tz-aware UTC timestamps (their unit kept, so output keys equal the input's); naive ones
+    are taken as UTC (canonical tables are UTC)."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == "UTC":
         return values
-    stamps = pd.to_datetime(values)
+    stamps = values if str(dtype).startswith("datetime64") else pd.to_datetime(values)
     if getattr(stamps.dt, "tz", None) is None:
-        stamps = stamps.dt.tz_localize("UTC")
-    return stamps.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+        return stamps.dt.tz_localize("UTC")
+    return stamps.dt.tz_convert("UTC")
+
+
+def nanoseconds(stamps: pd.Series) -> np.ndarray:
+    """int64 UTC nanoseconds of tz-aware timestamps of any unit."""
+    return stamps.to_numpy(dtype="datetime64[ns]").view(np.int64)
 
 
 def feature_frame(
@@ -75,7 +82,7 @@ def compute_features(bars: pd.DataFrame, families: Sequence[str] | None = None) 
     raise_on_problems(bars)
     stamps = utc_timestamps(bars["event_timestamp"])
     codes, symbols = pd.factorize(bars["symbol"], sort=True)
-    ts = stamps.to_numpy(dtype="datetime64[ns]").view(np.int64)
+    ts = nanoseconds(stamps)
     order = np.lexsort((ts, codes))
     codes, ts = codes[order], ts[order]
     dup = (codes[1:] == codes[:-1]) & (ts[1:] == ts[:-1])

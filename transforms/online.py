@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from transforms.batch import PRICE_FIELDS, feature_frame, utc_timestamps
+from transforms.batch import PRICE_FIELDS, feature_frame, nanoseconds, utc_timestamps
 from transforms.engine import (
     FLOAT_NAMES,
     N_FLOAT,
@@ -98,7 +98,7 @@ class OnlineFeatures:
         check_columns(bars)
         raise_on_problems(bars)
         stamps = utc_timestamps(bars["event_timestamp"])
-        ts = stamps.to_numpy(dtype="datetime64[ns]").view(np.int64)
+        ts = nanoseconds(stamps)
         order = np.argsort(ts, kind="stable")
         symbols = bars["symbol"].to_numpy()[order]
         slot = self._slot

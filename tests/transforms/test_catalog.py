@@ -318,3 +318,18 @@ def test_session_vwap_resets_on_each_new_york_date(data_dir) -> None:
     ref = (tp * src["volume"]).groupby(keys).cumsum() / src["volume"].groupby(keys).cumsum()
     np.testing.assert_allclose(got["vwap_session"], ref, rtol=RTOL)
     assert got.groupby("symbol")["date"].nunique().max() > 3  # several sessions really tested
+
+
+def test_timestamps_keep_their_unit_and_naive_means_utc(bars) -> None:
+    small = bars[bars["symbol"].isin(["AAPL", "F"])].head(300)
+    base = compute_features(small)
+    micro = small.assign(event_timestamp=small["event_timestamp"].astype("datetime64[us, UTC]"))
+    got = compute_features(micro)
+    assert str(got["event_timestamp"].dtype) == "datetime64[us, UTC]"  # keys equal the input's
+    pd.testing.assert_frame_equal(
+        got.drop(columns="event_timestamp"), base.drop(columns="event_timestamp")
+    )
+    naive = small.assign(event_timestamp=small["event_timestamp"].dt.tz_localize(None))
+    pd.testing.assert_frame_equal(compute_features(naive), base)
+    text = small.assign(event_timestamp=small["event_timestamp"].astype(str))
+    pd.testing.assert_frame_equal(compute_features(text), base)
