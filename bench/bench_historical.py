@@ -205,6 +205,7 @@ def render_markdown(results: dict[str, dict], target_rows: int) -> str:
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: 2 cores, 24 GiB; "
         f"{len(FEATURES)} features (2 views, TTL 10 days), 619k source rows (real S&P 500 daily); "
         "random (symbol, time) entity rows, fixed seed.",
+        f" 1-min load average at the end: {os.getloadavg()[0]:.1f} (the 2 cores are shared).",
         "",
         f"| offline store | entity rows measured | seconds | rows/s | seconds for {target_rows:,} rows | "
         "check vs pandas merge_asof |",

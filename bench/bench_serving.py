@@ -389,6 +389,7 @@ def render_markdown(results: dict, args: argparse.Namespace, n_symbols: int) -> 
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: 2 cores, 24 GiB; "
         f"{results['features']} features (real S&P 500 prices, {n_symbols} symbols), Redis 7 on "
         f"loopback; {args.clients} clients x {results['seconds']:g} s load.",
+        f" 1-min load average at the end: {os.getloadavg()[0]:.1f} (the 2 cores are shared).",
         "",
         "| path | 1 entity p50 / p99 ms | 100 entities p50 / p99 ms | 100-entity p50 vs floor |",
         "|---|---|---|---|",
