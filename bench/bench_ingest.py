@@ -134,6 +134,9 @@ def main() -> None:
     from loguru import logger
 
     logger.remove()
+    import os
+
+    load_before = os.getloadavg()[0]
     base = load_settings("local")
     files = input_files(Path(base.data_dir))
     ingest_times, rerun_times, floor_times = [], [], []
@@ -158,7 +161,10 @@ def main() -> None:
     rows = sum(s.rows_read for s in summary.sources)
     med_ingest, med_floor = statistics.median(ingest_times), statistics.median(floor_times)
     print("## Ingestion\n")
-    print("Machine: 2 cores, 24 GiB; shared with other jobs, so compare ratios within one run.")
+    print(
+        "Machine: 2 cores, 24 GiB; shared with other jobs (1-min load average "
+        f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end): compare ratios within one run."
+    )
     print(f"Sources: {', '.join(FILE_SOURCES)}; {rows:,} rows read, {args.repeats} repeats.\n")
     print("| measurement | seconds | rows/s | vs floor |")
     print("|---|---|---|---|")
