@@ -164,7 +164,9 @@ def _derive(values: pd.Series, kind: str, periods: int) -> pd.Series:
 def _series_frame(
     ts: pd.Series, values: pd.Series, derived: tuple[tuple[str, str, int], ...]
 ) -> pd.DataFrame:
-    frame = pd.DataFrame({"event_timestamp": ts.to_numpy(), "value": values.to_numpy("float64")})
+    frame = pd.DataFrame(
+        {"event_timestamp": ts.reset_index(drop=True), "value": values.to_numpy("float64")}
+    )
     frame = frame.dropna().drop_duplicates("event_timestamp", keep="last")
     frame = frame.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
     out = frame[["event_timestamp"]].copy()
@@ -173,13 +175,16 @@ def _series_frame(
     return out
 
 
-def _fx_pair(fx: pd.DataFrame, base: str, quote: str) -> pd.DataFrame | None:
+def _fx_pair(
+    pairs: dict[tuple[str, str], pd.DataFrame], base: str, quote: str
+) -> pd.DataFrame | None:
     """Rate series (event_timestamp, rate) for base/quote: direct, inverted or crossed via EUR,
-    whichever has the most observations (a daily ECB cross beats a monthly direct series)."""
+    whichever has the most observations (a daily ECB cross beats a monthly direct series).
+    `pairs` holds the fx_rates rows grouped by (base, quote)."""
 
     def direct(b: str, q: str) -> pd.DataFrame | None:
-        rows = fx[(fx["base"] == b) & (fx["quote"] == q)]
-        if rows.empty:
+        rows = pairs.get((b, q))
+        if rows is None or rows.empty:
             return None
         if "source" in rows.columns:
             counts = rows["source"].value_counts()
@@ -219,7 +224,7 @@ def prepare_context(
     is_index = (sb["symbol"] == index_symbol).to_numpy()
     index_returns = pd.DataFrame(
         {
-            "event_timestamp": sb["event_timestamp"].to_numpy()[is_index],
+            "event_timestamp": sb["event_timestamp"][is_index].reset_index(drop=True),
             "spx_ret_1": rets[1][is_index],
             "spx_ret_5": rets[5][is_index],
             "spx_ret_20": rets[20][is_index],
@@ -262,8 +267,11 @@ def prepare_context(
             if len(rows):
                 series[name] = _series_frame(rows["event_timestamp"], rows["value"], derived)
     if fx_rates is not None and len(fx_rates):
+        wanted = {c for pair in _FX_DERIVED for c in pair} | {"EUR"}
+        fx = fx_rates[fx_rates["base"].isin(wanted) & fx_rates["quote"].isin(wanted)]
+        pairs = {key: rows for key, rows in fx.groupby(["base", "quote"], sort=False)}
         for (base, quote), derived in _FX_DERIVED.items():
-            pair = _fx_pair(fx_rates, base, quote)
+            pair = _fx_pair(pairs, base, quote)
             if pair is not None and len(pair):
                 series[f"{base}{quote}"] = _series_frame(
                     pair["event_timestamp"], pair["rate"], derived
