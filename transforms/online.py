@@ -11,6 +11,7 @@ bars (null/non-positive prices, negative volume) raise InvalidBarsError before t
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -89,6 +90,40 @@ class OnlineFeatures:
         features.update(calendar.calendar_row(day))
         return features
 
+    def update_arrays(
+        self,
+        symbols: np.ndarray,
+        event_ns: np.ndarray,
+        open_: np.ndarray,
+        high: np.ndarray,
+        low: np.ndarray,
+        close: np.ndarray,
+        volume: np.ndarray,
+    ) -> FoldedBars:
+        """The micro-batch path without pandas: parallel arrays in (event times as int64 UTC
+        nanoseconds), folded bars out as arrays. Same semantics as `update_many`."""
+        prices = [np.asarray(a, dtype=np.float64) for a in (open_, high, low, close, volume)]
+        ts = np.asarray(event_ns, dtype=np.int64)
+        if not _usable(prices) or (ts == NO_TIME).any() or pd.isna(symbols).any():
+            frame = pd.DataFrame(dict(zip(PRICE_FIELDS, prices, strict=True)))
+            frame.insert(0, "symbol", symbols)
+            frame.insert(1, "event_timestamp", pd.to_datetime(np.asarray(event_ns), utc=True))
+            raise_on_problems(frame)
+        order = np.argsort(ts, kind="stable")
+        symbols = np.asarray(symbols)[order]
+        slot = self._slot
+        slots = np.fromiter((slot(s) for s in symbols), dtype=np.int64, count=len(symbols))
+        ts = ts[order]
+        session = calendar.local_days_of(ts)
+        out = np.empty((len(order), N_FLOAT))
+        ordered = [p[order] for p in prices]
+        accepted = run_rows(self._state, self._last_ts, slots, ts, *ordered, session, out, _ALL)
+        n_stale = len(accepted) - int(accepted.sum())
+        if n_stale:
+            self.stale_bars += n_stale
+            out, session, order = out[accepted], session[accepted], order[accepted]
+        return FoldedBars(rows=order, floats=out, days=session)
+
     def update_many(self, bars: pd.DataFrame) -> pd.DataFrame:
         """Fold a micro-batch of bars of many symbols (any order: processed by event time).
 
@@ -98,26 +133,39 @@ class OnlineFeatures:
         check_columns(bars)
         raise_on_problems(bars)
         stamps = utc_timestamps(bars["event_timestamp"])
-        ts = nanoseconds(stamps)
-        order = np.argsort(ts, kind="stable")
-        symbols = bars["symbol"].to_numpy()[order]
-        slot = self._slot
-        slots = np.fromiter((slot(s) for s in symbols), dtype=np.int64, count=len(symbols))
-        ts = ts[order]
-        session = calendar.local_days_of(ts)
-        out = np.empty((len(order), N_FLOAT))
-        prices = [bars[col].to_numpy(dtype=np.float64)[order] for col in PRICE_FIELDS]
-        accepted = run_rows(self._state, self._last_ts, slots, ts, *prices, session, out, _ALL)
-        n_stale = len(accepted) - int(accepted.sum())
-        if n_stale:
-            self.stale_bars += n_stale
-            out, symbols, session, order = (
-                out[accepted],
-                symbols[accepted],
-                session[accepted],
-                order[accepted],
-            )
-        return feature_frame(symbols, stamps.iloc[order], out, FLOAT_NAMES, session, few_days=True)
+        folded = self.update_arrays(
+            bars["symbol"].to_numpy(),
+            nanoseconds(stamps),
+            *(bars[col].to_numpy() for col in PRICE_FIELDS),
+        )
+        return feature_frame(
+            bars["symbol"].to_numpy()[folded.rows],
+            stamps.iloc[folded.rows],
+            folded.floats,
+            FLOAT_NAMES,
+            folded.days,
+            few_days=True,
+        )
+
+
+@dataclass(frozen=True)
+class FoldedBars:
+    """Result of `update_arrays`: the input positions of the folded bars (processing order), their
+    float features (columns `FLOAT_NAMES`) and exchange-local days (`calendar.calendar_row(day)`
+    gives the calendar features)."""
+
+    rows: np.ndarray
+    floats: np.ndarray
+    days: np.ndarray
+
+    names = FLOAT_NAMES
+
+
+def _usable(prices: list[np.ndarray]) -> bool:
+    *ohlc, volume = prices
+    return all((p > 0).all() and np.isfinite(p).all() for p in ohlc) and bool(
+        (volume >= 0).all() and np.isfinite(volume).all()
+    )
 
 
 # The micro-batch path is a method of the same state holder; this name is kept for callers that

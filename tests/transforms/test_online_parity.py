@@ -103,6 +103,35 @@ def test_micro_batches_reproduce_batch(gapped, batch) -> None:
     assert online.stale_bars == 0
 
 
+def test_array_micro_batches_reproduce_batch(gapped, batch) -> None:
+    """The pandas-free path: parallel arrays in, folded rows and float features out."""
+    from transforms.families.calendar import calendar_row
+
+    online = OnlineFeatures()
+    ordered = gapped.sort_values("event_timestamp").reset_index(drop=True)
+    frames = []
+    for lo in range(0, len(ordered), 700):
+        chunk = ordered.iloc[lo : lo + 700]
+        folded = online.update_arrays(
+            chunk["symbol"].to_numpy(),
+            chunk["event_timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64),
+            *(chunk[c].to_numpy() for c in ("open", "high", "low", "close", "volume")),
+        )
+        part = pd.DataFrame(folded.floats, columns=list(folded.names))
+        part.insert(0, "symbol", chunk["symbol"].to_numpy()[folded.rows])
+        part.insert(1, "event_timestamp", chunk["event_timestamp"].to_numpy()[folded.rows])
+        cal = pd.DataFrame([calendar_row(int(d)) for d in folded.days])
+        frames.append(pd.concat([part, cal], axis=1))
+    streamed = pd.concat(frames).sort_values(["symbol", "event_timestamp"]).reset_index(drop=True)
+    assert_same_features(streamed, batch)
+    with pytest.raises(InvalidBarsError):
+        online.update_arrays(
+            np.array(["F"]),
+            np.array([2**62]),
+            *(np.array([x]) for x in (1.0, 1.0, np.nan, 1.0, 1.0)),
+        )
+
+
 def test_single_and_micro_batch_paths_share_state(gapped, batch) -> None:
     """A consumer may switch between paths: half by micro-batch, then bar by bar."""
     ordered = gapped.sort_values("event_timestamp").reset_index(drop=True)
