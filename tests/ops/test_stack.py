@@ -43,10 +43,24 @@ def compose_cmd(program) -> list[str]:
     return [program("docker-compose"), "--env-file", str(ENV_EXAMPLE), "-f", str(COMPOSE_FILE)]
 
 
-def _compose(compose_cmd: list[str], *args: str) -> subprocess.CompletedProcess[str]:
+def _env_example_keys() -> set[str]:
+    return {
+        line.split("=", 1)[0].strip()
+        for line in ENV_EXAMPLE.read_text().splitlines()
+        if "=" in line and not line.lstrip().startswith("#")
+    }
+
+
+def _compose(
+    compose_cmd: list[str], *args: str, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run docker-compose; the shell would win over --env-file, so its copies are dropped."""
+    keys = _env_example_keys()
+    env = {k: v for k, v in os.environ.items() if k not in keys}
     return subprocess.run(
         [*compose_cmd, *args],
         cwd=REPO_ROOT,
+        env={**env, **(extra_env or {})},
         capture_output=True,
         text=True,
         timeout=120,
@@ -94,14 +108,27 @@ def test_compose_file_is_valid_for_debian_docker_compose(compose_cmd: list[str])
 
 
 def test_every_compose_variable_is_defined_in_env_example() -> None:
-    used = set(re.findall(r"\$\{(\w+)(?::?-[^}]*)?\}", COMPOSE_FILE.read_text()))
-    defined = {
-        line.split("=", 1)[0].strip()
-        for line in ENV_EXAMPLE.read_text().splitlines()
-        if "=" in line and not line.lstrip().startswith("#")
-    }
+    used = _compose_variables()
+    defined = _env_example_keys()
     assert used, "compose file uses no variables at all?"
     assert used <= defined, f"missing from .env.example: {sorted(used - defined)}"
+
+
+def _compose_variables() -> set[str]:
+    return set(re.findall(r"\$\{(\w+)(?::?-[^}]*)?\}", COMPOSE_FILE.read_text()))
+
+
+def test_laptop_settings_in_the_shell_never_reach_the_containers(compose_cmd: list[str]) -> None:
+    """`eval "$(finfeast env)"` exports FINFEAST_* (127.0.0.1 hosts); the shell wins over .env in
+    compose, so no compose variable may share a name with them."""
+    from finfeast.config import Settings
+
+    laptop = Settings().env()
+    assert not _compose_variables() & set(laptop), _compose_variables() & set(laptop)
+    out = _compose(compose_cmd, "config", extra_env=laptop)
+    assert out.returncode == 0, out.stderr
+    app = yaml.safe_load(out.stdout)["services"]["feature-server"]
+    assert _env(app)["FINFEAST_PG_HOST"] == "postgres"
 
 
 def test_env_example_holds_no_real_secret() -> None:
