@@ -205,6 +205,24 @@ def main() -> None:
             f"(target >= 200,000), {dt / len(chunks) * 1000:.2f} ms/batch"
         )
 
+    arrays_in = [
+        (
+            c["symbol"].to_numpy(),
+            c["event_timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64),
+            *(c[col].to_numpy() for col in ("open", "high", "low", "close", "volume")),
+        )
+        for c in (stream.iloc[i : i + n_symbols] for i in range(0, len(stream), n_symbols))
+    ]
+    online = OnlineFeatures()
+    t0 = time.perf_counter()
+    for args_ in arrays_in:
+        online.update_arrays(*args_)
+    dt = time.perf_counter() - t0
+    print(
+        f"[online micro-batch, arrays] {n_symbols} bars/batch via update_arrays: "
+        f"{len(stream) / dt:,.0f} bar-updates/s, {dt / len(arrays_in) * 1000:.2f} ms/batch"
+    )
+
     print(
         f"\n[state] {online.state_bytes()} bytes per symbol ({STATE_SLOTS} float64 slots + last "
         f"event time); {n_symbols} symbols = {online.state_bytes() * n_symbols / 1e6:.1f} MB"
