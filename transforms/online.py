@@ -109,11 +109,12 @@ class OnlineFeatures:
             frame.insert(0, "symbol", symbols)
             frame.insert(1, "event_timestamp", pd.to_datetime(np.asarray(event_ns), utc=True))
             raise_on_problems(frame)
-        order = np.argsort(ts, kind="stable")
-        symbols = np.asarray(symbols)[order]
         slot = self._slot
         slots = np.fromiter((slot(s) for s in symbols), dtype=np.int64, count=len(symbols))
-        ts = ts[order]
+        # Symbols are independent: fold each symbol's bars together, in event-time order (stable
+        # for ties, so the first of two equal-time bars wins); a symbol's state stays in cache.
+        order = np.lexsort((ts, slots))
+        slots, ts = slots[order], ts[order]
         session = calendar.local_days_of(ts)
         out = np.empty((len(order), N_FLOAT))
         ordered = [p[order] for p in prices]
@@ -125,10 +126,12 @@ class OnlineFeatures:
         return FoldedBars(rows=order, floats=out, days=session)
 
     def update_many(self, bars: pd.DataFrame) -> pd.DataFrame:
-        """Fold a micro-batch of bars of many symbols (any order: processed by event time).
+        """Fold a micro-batch of bars of many symbols (any row order: each symbol's bars are
+        folded in event-time order).
 
-        Returns one row per folded bar (`symbol, event_timestamp` + features, catalog order);
-        replayed/late bars, including repeats inside the batch, are left out and counted.
+        Returns one row per folded bar, grouped by symbol in time order (`symbol,
+        event_timestamp` + features, catalog order); replayed/late bars, including repeats
+        inside the batch, are left out and counted.
         """
         check_columns(bars)
         raise_on_problems(bars)
