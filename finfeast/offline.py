@@ -129,8 +129,10 @@ def _values(s: pd.Series) -> np.ndarray:
 def _equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Element-wise equality where two missing values (None/NaN/NaT) count as equal."""
     eq = np.asarray(a == b, dtype=bool)
-    both_missing = np.asarray(pd.isna(a) & pd.isna(b), dtype=bool)
-    return eq | both_missing
+    differ = np.flatnonzero(~eq)
+    if len(differ):  # only mismatches can be two missing values
+        eq[differ] = np.asarray(pd.isna(a[differ]) & pd.isna(b[differ]), dtype=bool)
+    return eq
 
 
 def _merge_plan_exact(
@@ -145,6 +147,16 @@ def _merge_plan_exact(
     updated = int((is_new & key_dup & ~same).sum())
     drop = (~is_new & key_dup & ~same) | (is_new & same)
     return combined[~drop], inserted, updated
+
+
+def _to_arrow(df: pd.DataFrame) -> pa.Table:
+    """Arrow table of `df`; an object column with no values is typed string (not `null`), so an
+    empty or all-missing text column keeps a usable type for DuckDB/Feast."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    for i, f in enumerate(table.schema):
+        if pa.types.is_null(f.type):
+            table = table.set_column(i, f.name, table.column(i).cast(pa.string()))
+    return table
 
 
 class ParquetTables:
@@ -169,7 +181,7 @@ class ParquetTables:
         self.root.mkdir(parents=True, exist_ok=True)
         p = self.path(table)
         tmp = p.with_suffix(".parquet.tmp")
-        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp, compression="zstd")
+        pq.write_table(_to_arrow(df), tmp, compression="zstd")
         tmp.replace(p)
 
     def upsert(

@@ -130,6 +130,7 @@ def run_ingest(
                 results[name].seconds += (time.perf_counter() - t0) / len(names)
 
     _write_quarantine(tables, checked, results, ingested_at)
+    _create_missing_tables(tables)
     for c in checked:
         res = results[c.source]
         if res.status == "failed":
@@ -150,6 +151,18 @@ def run_ingest(
     )
     logger.info("ingest {} (report {})", summary, summary.report_path)
     return summary
+
+
+def _create_missing_tables(tables: OfflineTables) -> None:
+    """Every canonical table exists after an ingest (empty if no source filled it yet), so Feast
+    views over them (e.g. `listings`) can be applied and materialized after a partial ingest."""
+    for spec in TABLES.values():
+        try:
+            if not tables.exists(spec.name):
+                tables.upsert(spec.name, spec.empty(), spec.key)
+        except Exception as exc:  # noqa: BLE001 - the store is down: already reported per source
+            logger.warning("could not create empty table {}: {}", spec.name, describe(exc))
+            return
 
 
 def _write_quarantine(

@@ -103,7 +103,8 @@ def test_missing_file_fails_only_its_source(
         and "vix-daily.csv" in vix.error
     )
     assert summary.source("arch_indices").status == "ok"
-    assert open_tables(settings).exists("bars") and not open_tables(settings).exists("macro")
+    assert len(open_tables(settings).read("bars")) == summary.source("arch_indices").rows_loaded
+    assert open_tables(settings).read("macro").empty
 
 
 def test_malformed_csv(data_dir: Path, settings_factory, tmp_path: Path) -> None:
