@@ -22,7 +22,11 @@ def bars(rows: list[tuple]) -> Batch:
 
 def rules_of(checked) -> dict[tuple[str, str], str]:
     return dict(
-        zip(zip(checked.rejected["symbol"], checked.rejected["day"]), checked.rejected["_rule"])
+        zip(
+            zip(checked.rejected["symbol"], checked.rejected["day"], strict=True),
+            checked.rejected["_rule"],
+            strict=True,
+        )
     )
 
 
@@ -35,7 +39,11 @@ def test_time_order_and_duplicates_per_symbol(interleaved: bool) -> None:
         ("A", "2024-01-03", 1, 2, 1, 2, 5),
     ]
     b = [("B", "2024-01-01", 1, 2, 1, 2, 5), ("B", "2024-01-05", 1, 2, 1, 2, 5)]  # fmt: skip
-    rows = [r for pair in zip(a, b + [None, None]) for r in pair if r] if interleaved else a + b
+    rows = (
+        [r for pair in zip(a, b + [None, None], strict=True) for r in pair if r]
+        if interleaved
+        else a + b
+    )
     checked = check_batch("t", bars(rows), NOW)
     assert rules_of(checked) == {
         ("A", "2024-01-01"): "time_not_increasing",
