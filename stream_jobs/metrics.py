@@ -20,9 +20,18 @@ reason, view, partition).
 
 from __future__ import annotations
 
+import bisect
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 
 _LATENCY_BUCKETS = (
     0.001,
@@ -41,61 +50,147 @@ _LATENCY_BUCKETS = (
 )
 
 
+class _Child:
+    """One labelled series: a counter/gauge value, or histogram buckets + sum + count."""
+
+    __slots__ = ("value", "buckets", "sum", "count", "_lock", "_bounds")
+
+    def __init__(self, bounds: tuple[float, ...] | None, lock: threading.Lock) -> None:
+        self.value = 0.0
+        self._bounds = bounds
+        self.buckets = [0] * (len(bounds) + 1) if bounds else []
+        self.sum = 0.0
+        self.count = 0
+        self._lock = lock
+
+    def inc(self, amount: float = 1.0) -> None:
+        with self._lock:
+            self.value += amount
+
+    def set(self, value: float) -> None:
+        with self._lock:
+            self.value = float(value)
+
+    def observe(self, value: float) -> None:
+        i = bisect.bisect_left(self._bounds, value)  # bucket i: value <= bounds[i]
+        with self._lock:
+            self.buckets[i] += 1
+            self.sum += value
+            self.count += 1
+
+
+class _Metric:
+    """A metric family with `.labels(*values)` like prometheus_client's, stored in plain Python.
+
+    Why not prometheus_client's Counter/Gauge/Histogram: importing Feast turns on
+    prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR), where values live in
+    per-process mmap files keyed by name and labels, so two jobs (or test runs) in one process
+    would share counters. These series belong to their `JobMetrics` alone.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        doc: str,
+        kind: str,
+        labels: list[str],
+        buckets: tuple[float, ...] | None = None,
+    ) -> None:
+        self.name, self.doc, self.kind, self.labelnames = name, doc, kind, labels
+        self.bounds = buckets
+        self.children: dict[tuple[str, ...], _Child] = {}
+        self._lock = threading.Lock()
+
+    def labels(self, *values: str) -> _Child:
+        key = tuple(str(v) for v in values)
+        child = self.children.get(key)
+        if child is None:
+            with self._lock:
+                child = self.children.setdefault(key, _Child(self.bounds, threading.Lock()))
+        return child
+
+    def families(self) -> Iterator[Any]:
+        if self.kind == "counter":
+            fam = CounterMetricFamily(self.name, self.doc, labels=self.labelnames)
+            for key, c in list(self.children.items()):
+                fam.add_metric(list(key), c.value)
+        elif self.kind == "gauge":
+            fam = GaugeMetricFamily(self.name, self.doc, labels=self.labelnames)
+            for key, c in list(self.children.items()):
+                fam.add_metric(list(key), c.value)
+        else:
+            fam = HistogramMetricFamily(self.name, self.doc, labels=self.labelnames)
+            for key, c in list(self.children.items()):
+                cumulative, running = [], 0
+                for bound, n in zip((*self.bounds, float("inf")), c.buckets, strict=True):
+                    running += n
+                    cumulative.append(("+Inf" if bound == float("inf") else repr(bound), running))
+                fam.add_metric(list(key), cumulative, c.sum)
+        yield fam
+
+
 class JobMetrics:
     """The metric objects of one job, in their own registry."""
 
     def __init__(self, job: str) -> None:
         self.job = job
-        self.registry = CollectorRegistry()
-        r = self.registry
-        self.events_in = Counter(
-            "finfeast_stream_events_in", "Messages consumed", ["job", "topic"], registry=r
+        self.registry = CollectorRegistry(auto_describe=False)
+        m = _Metric
+        self.events_in = m(
+            "finfeast_stream_events_in", "Messages consumed", "counter", ["job", "topic"]
         )
-        self.events_out = Counter(
-            "finfeast_stream_events_out", "Feature rows written online", ["job", "view"], registry=r
+        self.events_out = m(
+            "finfeast_stream_events_out", "Feature rows written online", "counter", ["job", "view"]
         )
-        self.dlq = Counter(
-            "finfeast_stream_dlq", "Messages dead-lettered", ["job", "topic", "reason"], registry=r
+        self.dlq = m(
+            "finfeast_stream_dlq", "Messages dead-lettered", "counter", ["job", "topic", "reason"]
         )
-        self.late = Counter(
+        self.late = m(
             "finfeast_stream_late_events",
             "Late or replayed events skipped",
+            "counter",
             ["job", "topic"],
-            registry=r,
         )
-        self.retries = Counter(
-            "finfeast_stream_write_retries", "Write attempts retried", ["job"], registry=r
+        self.retries = m(
+            "finfeast_stream_write_retries", "Write attempts retried", "counter", ["job"]
         )
-        self.batch_seconds = Histogram(
+        self.batch_seconds = m(
             "finfeast_stream_batch_seconds",
             "Batch processing time (poll to commit)",
+            "histogram",
             ["job"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            _LATENCY_BUCKETS,
         )
-        self.freshness = Histogram(
+        self.freshness = m(
             "finfeast_stream_event_to_online_seconds",
             "Message timestamp to online write",
+            "histogram",
             ["job"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            _LATENCY_BUCKETS,
         )
-        self.lag = Gauge(
+        self.lag = m(
             "finfeast_stream_consumer_lag",
             "High watermark minus position",
+            "gauge",
             ["job", "topic", "partition"],
-            registry=r,
         )
-        self.scored = Counter(
-            "finfeast_stream_scored", "Bars scored by the anomaly model", ["job"], registry=r
+        self.scored = m(
+            "finfeast_stream_scored", "Bars scored by the anomaly model", "counter", ["job"]
         )
-        self.anomalies = Counter(
-            "finfeast_stream_anomalies", "Bars flagged anomalous", ["job"], registry=r
+        self.anomalies = m(
+            "finfeast_stream_anomalies", "Bars flagged anomalous", "counter", ["job"]
         )
-        self.anomaly_rate = Gauge(
-            "finfeast_stream_anomaly_rate", "Anomalies / scored since start", ["job"], registry=r
+        self.anomaly_rate = m(
+            "finfeast_stream_anomaly_rate", "Anomalies / scored since start", "gauge", ["job"]
         )
+        self._all = [v for v in vars(self).values() if isinstance(v, _Metric)]
+        self.started = time.time()
+        self.registry.register(self)
         self._server: Any = None
+
+    def collect(self) -> Iterator[Any]:
+        for metric in self._all:
+            yield from metric.families()
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> int:
         """Start `/metrics` on `port` (0 = a free port); returns the bound port."""
