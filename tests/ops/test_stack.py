@@ -220,6 +220,11 @@ def test_app_services_are_built_from_the_dockerfile(services: dict) -> None:
     for src in sources:
         assert (REPO_ROOT / src).exists(), f"Dockerfile copies missing {src}"
     assert not any("data" in src for src in sources), "market data must be mounted, not copied"
+    ignore = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    assert "**" in [line.strip() for line in ignore], "the build context must start empty"
+    included = {line[1:].strip().rstrip("/") for line in ignore if line.startswith("!")}
+    missing = [src for src in sources if src.rstrip("/") not in included]
+    assert not missing, f".dockerignore drops what the Dockerfile copies: {missing}"
     images = {services[n]["image"] for n in APP_SERVICES}
     assert len(images) == 1, "one app image for every role"
 
