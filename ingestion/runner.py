@@ -18,7 +18,8 @@ import pandas as pd
 from loguru import logger
 
 from finfeast.config import Settings
-from finfeast.offline import OfflineTables, open_tables
+from finfeast.errors import FinfeastError
+from finfeast.offline import OfflineTables, ensure_database, open_tables
 from ingestion.batch import Checked
 from ingestion.context import SourceContext
 from ingestion.priority import apply_priority
@@ -89,6 +90,10 @@ def run_ingest(
         finally:
             res.seconds += time.perf_counter() - t0
 
+    try:
+        ensure_database(settings)  # prod: create the profile's database on first use
+    except FinfeastError as exc:  # the store is down: every table write fails and says so
+        logger.error("offline store: {}", exc)
     tables = open_tables(settings)
     summary = IngestSummary(list(results.values()))
     running = {c.source for c in checked}

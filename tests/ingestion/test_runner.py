@@ -186,3 +186,20 @@ def test_cli_exit_code_and_summary_say_partial(data_dir: Path, tmp_path: Path) -
     assert "status: partial" in proc.stdout
     assert "input file not found" in proc.stdout.replace("\n", " ") or "input file" in proc.stdout
     assert (tmp_path / "w" / "local" / "reports" / "quality_report.json").exists()
+
+
+def test_prod_database_is_created_on_first_use(settings_factory) -> None:
+    from dataclasses import replace
+
+    import psycopg
+
+    base = settings_factory("prod", "autodb")
+    settings = replace(base, pg_db=base.pg_db + "_fresh")
+    admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+    try:
+        summary = run_ingest(settings, sources=["arch_indices"], progress=False)
+        assert summary.status == "ok"
+        assert len(open_tables(settings).read("bars")) == summary.source("arch_indices").rows_loaded
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{settings.pg_db}" WITH (FORCE)')
