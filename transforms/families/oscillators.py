@@ -93,9 +93,13 @@ def step(s, o, h, low, c, v, session, out):
     out[O_FASTK] = NAN
     out[O_SLOWK] = NAN
     out[O_SLOWD] = NAN
+    lo_k = NAN
+    hi_k = NAN
     if k >= FASTK:
-        lo = ring_min(s, LOWS, HL_CAP, FASTK)
-        diff = (ring_max(s, HIGHS, HL_CAP, FASTK) - lo) / 100.0  # TA-Lib's STOCH arithmetic
+        lo_k = ring_min(s, LOWS, HL_CAP, FASTK)
+        hi_k = ring_max(s, HIGHS, HL_CAP, FASTK)
+        lo = lo_k
+        diff = (hi_k - lo) / 100.0  # TA-Lib's STOCH arithmetic
         fastk = (c - lo) / diff if diff != 0.0 else 50.0
         out[O_FASTK] = fastk
         ring_push(s, FASTK_RING, SLOWK, fastk)
@@ -111,8 +115,11 @@ def step(s, o, h, low, c, v, session, out):
                 out[O_SLOWK] = slowk
                 out[O_SLOWD] = slowd
     if k >= WILLR_N:
-        lo = ring_min(s, LOWS, HL_CAP, WILLR_N)
-        hi = ring_max(s, HIGHS, HL_CAP, WILLR_N)
+        if WILLR_N == FASTK:  # same window: reuse the extremes (a compile-time constant test)
+            lo, hi = lo_k, hi_k
+        else:
+            lo = ring_min(s, LOWS, HL_CAP, WILLR_N)
+            hi = ring_max(s, HIGHS, HL_CAP, WILLR_N)
         diff = (hi - lo) / (-100.0)
         out[O_WILLR] = (hi - c) / diff if diff != 0.0 else -50.0
     else:
