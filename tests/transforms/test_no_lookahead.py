@@ -56,6 +56,7 @@ def rewrite_future(bars: pd.DataFrame, cut: pd.Timestamp, seed: int, mode: str) 
     return changed.sample(frac=1.0, random_state=seed)  # row order must not matter
 
 
+@pytest.mark.slow
 @settings(
     max_examples=25,
     deadline=None,
