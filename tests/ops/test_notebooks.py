@@ -47,7 +47,6 @@ def populated(settings_factory):
     from transforms.selection import SelectionConfig, run_selection
 
     settings = settings_factory("local", "nb")
-    settings.apply_env()
     summary = run_ingest(settings, sources=SMALL_SOURCES, progress=False)
     assert summary.status in {"ok", "partial"}, summary
     build_feature_tables(settings)
