@@ -27,18 +27,22 @@ from transforms.engine import (
     update_one,
 )
 from transforms.families import calendar
-from transforms.validation import check_bar, check_columns, raise_on_problems
+from transforms.validation import InvalidBarsError, check_bar, check_columns, raise_on_problems
 
 _ALL = family_mask()
 
 
 def _ns(value: object) -> int:
-    """UTC nanoseconds of a timestamp-like value (naive = UTC)."""
-    if isinstance(value, pd.Timestamp):
-        return value.value
-    if isinstance(value, (int, np.integer)):
+    """UTC nanoseconds of a timestamp-like value (naive = UTC); InvalidBarsError if missing."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return int(value)
-    return pd.Timestamp(value).value
+    try:
+        stamp = value if isinstance(value, pd.Timestamp) else pd.Timestamp(value)
+    except (TypeError, ValueError):  # pandas' DateParseError is a ValueError
+        stamp = pd.NaT
+    if pd.isna(stamp):
+        raise InvalidBarsError(f"bar event_timestamp {value!r} is missing or not a time")
+    return stamp.value
 
 
 class OnlineFeatures:
@@ -81,7 +85,10 @@ class OnlineFeatures:
         """Fold one bar of one symbol; its features, or None for a replayed/late bar."""
         o, h, low, c, v = check_bar(bar)
         ts = _ns(bar["event_timestamp"])
-        i = self._slot(bar["symbol"])
+        symbol = bar["symbol"]
+        if symbol is None or symbol != symbol:  # None or NaN
+            raise InvalidBarsError(f"bar at {bar['event_timestamp']} has no symbol")
+        i = self._slot(symbol)
         day = calendar.local_day(ts)
         if not update_one(self._state, self._last_ts, i, ts, o, h, low, c, v, day, self._out, _ALL):
             self.stale_bars += 1

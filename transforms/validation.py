@@ -80,6 +80,9 @@ def raise_on_problems(bars: pd.DataFrame) -> None:
 
 def check_bar(bar: Mapping) -> tuple[float, float, float, float, float]:
     """(open, high, low, close, volume) of one bar as floats, or InvalidBarsError."""
+    missing = [k for k in BAR_COLUMNS if k not in bar]
+    if missing:
+        raise InvalidBarsError(f"bar {dict(bar)!r} lacks {missing}")
     try:
         o, h, low, c, v = (
             float(bar["open"]),

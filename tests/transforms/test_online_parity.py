@@ -191,6 +191,10 @@ def test_invalid_bar_raises_and_leaves_state_untouched(gapped, batch) -> None:
         dict(records[50], low=-1.0),
         dict(records[50], volume=-5.0),
         {k: v for k, v in records[50].items() if k != "high"},
+        {k: v for k, v in records[50].items() if k != "symbol"},
+        dict(records[50], symbol=None),
+        dict(records[50], event_timestamp=None),
+        dict(records[50], event_timestamp="not a time"),
     ):
         with pytest.raises(InvalidBarsError):
             online.update(bad)
