@@ -13,7 +13,6 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -130,9 +129,3 @@ def private_redis(tmp_path: Path, helpers) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def prod_on_private_redis(stream_prod: Settings, private_redis: RedisServer) -> Settings:
-    """The applied prod settings (same registry and database) pointed at the private Redis."""
-    return replace(stream_prod, redis_port=private_redis.port)

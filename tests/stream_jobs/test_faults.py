@@ -118,11 +118,23 @@ def _drain_output(proc: subprocess.Popen, lines: list[str]) -> threading.Thread:
     return t
 
 
-def test_two_processes_share_partitions_and_survive_a_kill(settings_factory, fresh_broker) -> None:
+@pytest.fixture(scope="module")
+def faults_prod(settings_factory):  # noqa: ANN001, ANN201
+    """Prod settings of this module (own database and Feast project); tests use distinct days."""
     from finfeast.store import apply_repo
 
-    settings = settings_factory("prod", "stream_scale")
+    settings = settings_factory("prod", "stream_faults")
     apply_repo(settings)
+    return settings
+
+
+def _day_keys(settings, bars: pd.DataFrame) -> set:  # noqa: ANN001
+    lo, hi = bars["event_timestamp"].min(), bars["event_timestamp"].max()
+    return {k for k in _log_keys(settings) if lo <= k[1] <= hi}
+
+
+def test_two_processes_share_partitions_and_survive_a_kill(faults_prod, fresh_broker) -> None:
+    settings = faults_prod
     bars = day_bars(settings, "2013-10-09")
     group = "t.scale"
     out_a: list[str] = []
@@ -148,20 +160,21 @@ def test_two_processes_share_partitions_and_survive_a_kill(settings_factory, fre
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGKILL)
     assert any("rebuilt" in line for line in out_b), "".join(out_b)
-    assert _log_keys(settings) == set(zip(bars["symbol"], bars["event_timestamp"], strict=True))
+    assert _day_keys(settings, bars) == set(
+        zip(bars["symbol"], bars["event_timestamp"], strict=True)
+    )
     _assert_online_is_last_bar(settings, bars)
     report = compare(OfflineLog(settings).read(MARKET_LOG), batch_features(bars), "2013-10-09")
     assert report.rate == 1.0 and report.missing_rows == 0, str(report)
 
 
-def test_redis_restart_mid_stream_loses_nothing(
-    prod_on_private_redis, private_redis, fresh_broker
-) -> None:
+def test_redis_restart_mid_stream_loses_nothing(faults_prod, private_redis, fresh_broker) -> None:
+    from dataclasses import replace
+
     from stream_jobs.jobs import JobOptions, build_loop
 
-    settings = prod_on_private_redis
+    settings = replace(faults_prod, redis_port=private_redis.port)  # same registry and database
     bars = day_bars(settings, "2013-10-10")
-    OfflineLog(settings).tables.drop(MARKET_LOG)
     loop = build_loop(
         settings,
         "market",
@@ -191,7 +204,9 @@ def test_redis_restart_mid_stream_loses_nothing(
     assert 0 < written_before < len(bars)  # the outage hit mid-stream
     assert summary.retries > 0  # the job saw the outage and retried instead of committing
     assert loop.metrics.total("finfeast_stream_write_retries_total") == summary.retries
-    assert _log_keys(settings) == set(zip(bars["symbol"], bars["event_timestamp"], strict=True))
+    assert _day_keys(settings, bars) == set(
+        zip(bars["symbol"], bars["event_timestamp"], strict=True)
+    )
     _assert_online_is_last_bar(settings, bars)
 
 
@@ -203,12 +218,12 @@ def _prometheus_query(port: int, query: str) -> list:
 
 
 def test_prometheus_scrapes_a_running_job(
-    stream_local, fresh_broker, helpers, tmp_path: Path
+    faults_prod, fresh_broker, helpers, tmp_path: Path
 ) -> None:
     from stream_jobs.jobs import JobOptions, build_loop
 
     binary = helpers.which_or_unavailable("prometheus")
-    bars = day_bars(stream_local, "2013-10-11").head(600)
+    bars = day_bars(faults_prod, "2013-10-11").head(600)
     from confluent_kafka import Producer
 
     from stream_jobs.broker import ensure_topics, producer_config
@@ -216,7 +231,7 @@ def test_prometheus_scrapes_a_running_job(
     ensure_topics(fresh_broker, [TOPIC_BARS])
     produce(Producer(producer_config(fresh_broker)), TOPIC_BARS, bar_messages(bars))
     loop = build_loop(
-        stream_local, "market", JobOptions(bootstrap=fresh_broker, group="t.prom", max_seconds=90)
+        faults_prod, "market", JobOptions(bootstrap=fresh_broker, group="t.prom", max_seconds=90)
     )
     metrics_port = loop.metrics.serve(0)
     job = threading.Thread(target=loop.run)
