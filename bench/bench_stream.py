@@ -181,7 +181,7 @@ def write_paths(settings, msgs, batches: int = 5) -> dict[str, float]:  # noqa: 
         Event(TOPIC_BARS, 0, i, decode(TOPIC_BARS, m[1]), 0)
         for i, m in enumerate(msgs[: batches * 1000])
     ]
-    rows = proc.process(events)[view.name]
+    rows = proc.process(events)[view.name].rows()
     # distinct entity per row (worst case for the writer: nothing collapses within a batch)
     distinct = [(f"{s}#{i}", ms, v) for i, (s, ms, v) in enumerate(rows)]
     writer = open_writer(settings)

@@ -10,6 +10,7 @@ from stream_jobs.metrics import JobMetrics
 from stream_jobs.offline_log import ACCOUNT_LOG
 from stream_jobs.online_writer import Row
 from stream_jobs.schemas import TOPIC_POSITIONS, TOPIC_TRADES
+from stream_jobs.view_rows import ViewRows
 from stream_jobs.views import account_view
 
 
@@ -26,7 +27,7 @@ class AccountProcessor:
         self.partition_of: dict[str, tuple[str, int]] = {}
         self._late = 0
 
-    def process(self, events: Sequence[Event]) -> dict[str, list[Row]]:
+    def process(self, events: Sequence[Event]) -> dict[str, ViewRows]:
         rows: list[Row] = []
         for e in sorted(events, key=lambda e: e.value["event_time_ms"]):
             value = e.value
@@ -40,7 +41,7 @@ class AccountProcessor:
                 self._late += 1
                 continue
             rows.append((account, value["event_time_ms"], feats))
-        return {self.view.name: rows}
+        return {self.view.name: ViewRows.from_rows(self.view, rows)}
 
     def warm(self, events: Sequence[Event]) -> None:
         late = self._late

@@ -27,8 +27,9 @@ from stream_jobs.broker import consumer_config, ensure_topics, producer_config
 from stream_jobs.dead_letter import DeadLetters
 from stream_jobs.metrics import JobMetrics
 from stream_jobs.offline_log import OfflineLog
-from stream_jobs.online_writer import OnlineWriter, Row, ViewSpec
+from stream_jobs.online_writer import OnlineWriter, ViewSpec
 from stream_jobs.schemas import InvalidMessage, decode, dlq_topic
+from stream_jobs.view_rows import ViewRows
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Processor(Protocol):
     topics: tuple[str, ...]
     outputs: tuple[Output, ...]
 
-    def process(self, events: Sequence[Event]) -> dict[str, list[Row]]: ...
+    def process(self, events: Sequence[Event]) -> dict[str, ViewRows]: ...
 
     def warm(self, events: Sequence[Event]) -> None: ...
 
@@ -255,17 +256,17 @@ class StreamLoop:
                 time.sleep(delay)
                 delay = min(delay * 2, self.config.backoff_max)
 
-    def _write(self, rows_by_view: dict[str, list[Row]], kafka_ts: list[int]) -> None:
+    def _write(self, outputs: dict[str, ViewRows], kafka_ts: list[int]) -> None:
         for out in self.processor.outputs:
-            rows = rows_by_view.get(out.view.name) or []
-            if not rows:
+            batch = outputs.get(out.view.name)
+            if batch is None or not batch.count:
                 continue
             stats = self._with_retry(
-                f"online write {out.view.name}", self.writer.write, out.view, rows
+                f"online write {out.view.name}", self.writer.write, out.view, batch.latest
             )
             self.summary.online_written += stats.written
-            self.summary.rows_out += len(rows)
-            self.metrics.events_out.labels(self.metrics.job, out.view.name).inc(len(rows))
+            self.summary.rows_out += batch.count
+            self.metrics.events_out.labels(self.metrics.job, out.view.name).inc(batch.count)
         done_ms = time.time() * 1000
         if self.latency_observer is not None:
             self.latency_observer(kafka_ts, done_ms)
@@ -274,14 +275,14 @@ class StreamLoop:
             hist.observe(max(done_ms - ts, 0.0) / 1000)
         if self.offline is not None and self.config.write_offline:
             for out in self.processor.outputs:
-                rows = rows_by_view.get(out.view.name) or []
-                if rows:
+                batch = outputs.get(out.view.name)
+                if batch is not None and batch.count:
                     self._with_retry(
                         f"offline log {out.log_table}",
-                        self.offline.append,
+                        self.offline.append_frame,
                         out.log_table,
                         out.view,
-                        rows,
+                        batch.frame(),
                     )
 
     def _commit(self, msgs: Sequence[Any]) -> None:
@@ -380,8 +381,8 @@ class StreamLoop:
                 t0 = time.perf_counter()
                 last_msg = time.monotonic()
                 events = self._decode(msgs, dead)
-                rows_by_view = self.processor.process(events)
-                self._write(rows_by_view, [e.kafka_ts_ms for e in events])
+                outputs = self.processor.process(events)
+                self._write(outputs, [e.kafka_ts_ms for e in events])
                 dead.flush()
                 self._commit(msgs)
                 self.processor.observe(self.metrics)

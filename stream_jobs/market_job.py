@@ -2,9 +2,10 @@
 
 Why the catalog's own online operators: `transforms.OnlineFeatures` is the incremental twin of the
 batch `transforms.compute_features` (proved equal by the catalog's parity tests), so a model sees
-online exactly the numbers it was trained on. Each symbol gets its own operator and anomaly model;
-a bar at or before the symbol's last event time (late or redelivered) changes no state and
-emits nothing. Ticks update the last-trade view only.
+online exactly the numbers it was trained on. Each partition gets its own operator (its
+micro-batch path `update_arrays` folds a batch's bars in compiled code) and each symbol its own
+anomaly model; a bar at or before the symbol's last event time (late or redelivered) changes no
+state and emits nothing. Ticks update the last-trade view only.
 """
 
 from __future__ import annotations
@@ -12,35 +13,27 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from stream_jobs.anomaly import AnomalyConfig, AnomalyScorer
 from stream_jobs.consumer import Event, Output
 from stream_jobs.metrics import JobMetrics
 from stream_jobs.offline_log import MARKET_LOG
 from stream_jobs.online_writer import Row
 from stream_jobs.schemas import TOPIC_BARS
-from stream_jobs.views import market_view, tick_view
+from stream_jobs.view_rows import ViewRows
+from stream_jobs.views import ANOMALY_FEATURES, market_view, tick_view
 
 TICK_LOG = "stream_trade_tick_log"
+ANOMALY_NAMES = [name for name, _ in ANOMALY_FEATURES]
 
 
 def _default_operator_factory() -> Callable[[], Any]:
-    """One catalog state holder per symbol (capacity 1), so a symbol's state can be dropped alone."""
+    """One catalog state holder per partition: a partition's symbols can be dropped together."""
     from transforms import OnlineFeatures
 
-    return lambda: OnlineFeatures(capacity=1)
-
-
-def bar_record(value: Mapping[str, Any]) -> dict[str, Any]:
-    """The bar mapping the catalog's online operator takes (event_timestamp as UTC epoch ns)."""
-    return {
-        "symbol": value["symbol"],
-        "event_timestamp": value["event_time_ms"] * 1_000_000,
-        "open": value["open"],
-        "high": value["high"],
-        "low": value["low"],
-        "close": value["close"],
-        "volume": value["volume"],
-    }
+    return lambda: OnlineFeatures(capacity=16)
 
 
 class MarketProcessor:
@@ -87,30 +80,57 @@ class MarketProcessor:
             }
         )
 
-    def _bar(self, value: Mapping[str, Any]) -> dict[str, Any] | None:
-        symbol = value["symbol"]
-        ms = value["event_time_ms"]
-        last = self.last_bar_ms.get(symbol)
-        if last is not None and ms <= last:
-            self._late += 1
-            return None
-        op = self.operators.get(symbol)
+    def _bars(self, part: tuple[str, int], values: list[Mapping[str, Any]]) -> pd.DataFrame | None:
+        """Fold one partition's bars of a batch (micro-batch path of the catalog operator)."""
+        from transforms.families import calendar
+
+        op = self.operators.get(part)
         if op is None:
-            op = self.operators[symbol] = self.operator_factory()
-        feats = op.update(bar_record(value))
-        if feats is None:  # the operator rejected it as late
-            self._late += 1
+            op = self.operators[part] = self.operator_factory()
+        n = len(values)
+        symbols = np.array([v["symbol"] for v in values], dtype=object)
+        ms = np.fromiter((v["event_time_ms"] for v in values), dtype=np.int64, count=n)
+        cols = {
+            k: np.fromiter((v[k] for v in values), dtype=np.float64, count=n)
+            for k in ("open", "high", "low", "close", "volume")
+        }
+        folded = op.update_arrays(
+            symbols,
+            ms * 1_000_000,
+            cols["open"],
+            cols["high"],
+            cols["low"],
+            cols["close"],
+            cols["volume"],
+        )
+        idx = folded.rows
+        self._late += n - len(idx)
+        if not len(idx):
             return None
-        self.last_bar_ms[symbol] = ms
-        out = feats  # a fresh dict per call: extend it in place
-        out["last_close"] = value["close"]
-        out["last_volume"] = value["volume"]
+        columns: dict[str, Any] = dict(zip(folded.names, folded.floats.T, strict=True))
+        days, inverse = np.unique(folded.days, return_inverse=True)
+        table = np.array(
+            [list(calendar.calendar_row(int(d)).values()) for d in days], dtype=np.int64
+        )
+        for j, name in enumerate(calendar.NAMES):
+            columns[name] = table[inverse, j]
+        columns["symbol"] = symbols[idx]
+        columns["event_time_ms"] = ms[idx]
+        columns["last_close"] = cols["close"][idx]
+        columns["last_volume"] = cols["volume"][idx]
+        for i in idx:
+            self.last_bar_ms[values[i]["symbol"]] = int(ms[i])
         if self.anomaly is not None:
-            scores = self.anomaly.update(value)
-            out.update(scores)
-            self._scored += 1
-            self._anomalies += scores["is_anomaly"]
-        return out
+            scores = [self.anomaly.update(values[i]) for i in idx]  # per symbol, in time order
+            for name in ANOMALY_NAMES:
+                columns[name] = [sc[name] for sc in scores]
+            self._scored += len(idx)
+            self._anomalies += sum(sc["is_anomaly"] for sc in scores)
+        else:
+            for name, dtype in ANOMALY_FEATURES:
+                columns[name] = np.full(len(idx), np.nan if dtype == "float64" else 0)
+        frame = pd.DataFrame(columns)
+        return frame
 
     def _tick(self, value: Mapping[str, Any]) -> dict[str, Any] | None:
         symbol = value["symbol"]
@@ -129,22 +149,29 @@ class MarketProcessor:
             "tick_count": count,
         }
 
-    def process(self, events: Sequence[Event]) -> dict[str, list[Row]]:
-        bars: list[Row] = []
+    def process(self, events: Sequence[Event]) -> dict[str, ViewRows]:
+        by_part: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
         ticks: list[Row] = []
         for e in events:
             value = e.value
-            symbol = value["symbol"]
-            self.partition_of[symbol] = (e.topic, e.partition)
+            part = (e.topic, e.partition)
+            self.partition_of[value["symbol"]] = part
             if value["kind"] == "bar":
-                out = self._bar(value)
-                if out is not None:
-                    bars.append((symbol, value["event_time_ms"], out))
+                by_part.setdefault(part, []).append(value)
             else:
                 out = self._tick(value)
                 if out is not None:
-                    ticks.append((symbol, value["event_time_ms"], out))
-        return {self.view.name: bars, self.ticks.name: ticks}
+                    ticks.append((value["symbol"], value["event_time_ms"], out))
+        frames = [
+            f for part, values in by_part.items() if (f := self._bars(part, values)) is not None
+        ]
+        if frames:
+            bars = ViewRows.from_frame(
+                self.view, pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+            )
+        else:
+            bars = ViewRows.from_rows(self.view, [])
+        return {self.view.name: bars, self.ticks.name: ViewRows.from_rows(self.ticks, ticks)}
 
     def warm(self, events: Sequence[Event]) -> None:
         late, scored, anomalies = self._late, self._scored, self._anomalies
@@ -152,8 +179,8 @@ class MarketProcessor:
         self._late, self._scored, self._anomalies = late, scored, anomalies
 
     def forget_partition(self, topic: str, partition: int) -> None:
+        self.operators.pop((topic, partition), None)
         for symbol in [s for s, tp in self.partition_of.items() if tp == (topic, partition)]:
-            self.operators.pop(symbol, None)
             self.last_bar_ms.pop(symbol, None)
             self.last_tick_ms.pop(symbol, None)
             self.tick_counts.pop(symbol, None)

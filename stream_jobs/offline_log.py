@@ -75,9 +75,13 @@ class OfflineLog:
     def append(self, table: str, view: ViewSpec, rows: Sequence[Row]) -> WriteResult | None:
         if not rows:
             return None
-        df = rows_to_frame(view, rows).drop_duplicates(
-            [view.join_key, "event_timestamp"], keep="last"
-        )
+        return self.append_frame(table, view, rows_to_frame(view, rows))
+
+    def append_frame(self, table: str, view: ViewSpec, df: pd.DataFrame) -> WriteResult | None:
+        """Upsert a log frame (join key, event_timestamp, created_timestamp, features)."""
+        if df.empty:
+            return None
+        df = df.drop_duplicates([view.join_key, "event_timestamp"], keep="last")
         with self._locked():
             return self.tables.upsert(table, df, key=[view.join_key, "event_timestamp"])
 

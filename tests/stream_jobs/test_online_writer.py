@@ -31,7 +31,7 @@ def market_rows(data_dir) -> list:
         Event(TOPIC_BARS, 0, i, decode(TOPIC_BARS, v), ms)
         for i, (_k, v, ms) in enumerate(bar_messages(bars))
     ]
-    rows = MarketProcessor().process(events)[market_view().name]
+    rows = MarketProcessor().process(events)[market_view().name].rows()
     assert len(rows) == len(bars)
     # entity ids of this module only, so other stream tests' rows never make these stale
     return [(f"W_{symbol}", ms, values) for symbol, ms, values in rows]
