@@ -56,6 +56,7 @@ class ServingApp:
     def startup(self) -> None:
         from finfeast.serving.metrics import server_metrics
 
+        _forget_inherited_connections(self.store)
         self.metrics = server_metrics()
         _enable_feast_request_metrics()
         if self.options.lean:
@@ -182,6 +183,9 @@ class ServingApp:
 
         try:
             rows = OnlineRows.from_http(orjson.loads(body), list(request["entities"]))
+            # Feast does not echo request data (e.g. a live price) back: take it from the request.
+            extra = {k: v for k, v in request["entities"].items() if k != rows.join_key}
+            rows.request_data = {**extra, **(rows.request_data or {})}
             columns = self._log_columns(
                 request["feature_service"], rows.feature_names, request["full_feature_names"]
             )
@@ -276,6 +280,16 @@ def _parse_online_request(payload: Any) -> dict:
         "entities": entities,
         "full_feature_names": bool(payload.get("full_feature_names", False)),
     }
+
+
+def _forget_inherited_connections(store: FeatureStore) -> None:
+    """After gunicorn forks, drop SQL registry connections the master opened (a connection used
+    from two processes corrupts both); SQLAlchemy opens fresh ones per worker."""
+    registry = getattr(store, "_registry", None) or getattr(store, "registry", None)
+    for name in ("write_engine", "read_engine"):
+        engine = getattr(registry, name, None)
+        if engine is not None:
+            engine.dispose(close=False)
 
 
 def _enable_feast_request_metrics() -> None:

@@ -16,6 +16,7 @@ also used for PostgreSQL profiles where Feast has no logging destination).
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 SYSTEM_COLUMNS = {"__log_timestamp", "__log_date", "__request_id"}
 STATUS_PRESENT = 1
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+IN_FLIGHT_S = 60.0  # a log file younger than this that cannot be read is still being written
 
 
 @dataclass
@@ -112,7 +114,17 @@ def read_serving_logs(
     files = sorted(Path(path).glob("*.parquet"))
     if not files:
         return pd.DataFrame()
-    logs = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    frames = []
+    for f in files:
+        try:
+            frames.append(pd.read_parquet(f))
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            if time.time() - f.stat().st_mtime < IN_FLIGHT_S:
+                continue  # a flush still being written; it is read next time
+            raise FinfeastError(f"unreadable serving log file {f}: {exc}") from exc
+    if not frames:
+        return pd.DataFrame()
+    logs = pd.concat(frames, ignore_index=True)
     ts = pd.to_datetime(logs["__log_timestamp"], utc=True)
     return logs[(ts >= start) & (ts < end)].reset_index(drop=True)
 
@@ -172,6 +184,9 @@ def audit_serving_logs(
             features=[f"{view}:{f}" for f in feats],
             full_feature_names=True,
         ).to_df()
+        # Offline stores return their own timestamp unit/zone (PostgreSQL: naive UTC).
+        backfill["event_timestamp"] = _utc_ns(backfill["event_timestamp"])
+        served["event_timestamp"] = _utc_ns(served["event_timestamp"])
         merged = served.merge(
             backfill, on=[*entity_cols, "event_timestamp"], how="left", suffixes=("", "__backfill")
         )
@@ -194,6 +209,12 @@ def audit_serving_logs(
     report.compared_values = sum(f.compared for f in report.features)
     report.mismatched_values = sum(f.mismatches for f in report.features)
     return report
+
+
+def _utc_ns(column: Any) -> Any:
+    import pandas as pd
+
+    return pd.to_datetime(column, utc=True).astype("datetime64[ns, UTC]")
 
 
 def _values_match(got: Any, want: Any, rtol: float, atol: float, np: Any, pd: Any) -> Any:

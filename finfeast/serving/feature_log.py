@@ -10,6 +10,7 @@ failed flush is logged and counted, and its rows are kept for the next attempt (
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -110,6 +111,8 @@ class ServingLogger:
                 "__log_date": served_at.date(),
                 "__request_id": request_id,
             }
+            for name, values in (rows.request_data or {}).items():
+                row[name] = values[j]
             for i, col in enumerate(columns):
                 row[col] = rows.values[i][j]
                 row[col + "__timestamp"] = rows.timestamps[i][j]
@@ -154,7 +157,9 @@ class ServingLogger:
             path = getattr(buf.service.logging_config.destination, "path", None)
             if not isinstance(path, str):
                 raise
-            pq.write_table(table, f"{path}/{uuid.uuid4().hex}.parquet")
+            name = uuid.uuid4().hex
+            pq.write_table(table, f"{path}/.{name}.tmp")  # readers never see a partial file
+            os.replace(f"{path}/.{name}.tmp", f"{path}/{name}.parquet")
 
     def flush(self) -> int:
         """Write every buffered row now; returns rows written."""

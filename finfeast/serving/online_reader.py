@@ -79,22 +79,31 @@ class OnlineRows:
     values: list[list[Any]]  # per feature, per entity
     timestamps: list[list[str]]  # per feature, per entity (RFC 3339, epoch when absent)
     statuses: list[list[int]] | None = None  # FieldStatus numbers; None = all PRESENT
+    request_data: dict[str, list[Any]] | None = None  # request-source columns (on-demand views)
 
     @classmethod
-    def from_http(cls, payload: dict[str, Any], join_keys: list[str]) -> OnlineRows:
-        """Rows from a Feast `/get-online-features` response body (single join key)."""
+    def from_http(cls, payload: dict[str, Any], request_columns: list[str]) -> OnlineRows:
+        """Rows from a Feast `/get-online-features` response body.
+
+        `request_columns` are the keys of the request's `entities` object: the first one present
+        in the response is the join key; others (request data such as a live price) are kept
+        in `request_data`; every other column is a feature.
+        """
         names = payload["metadata"]["feature_names"]
-        results = payload["results"]
-        if len(join_keys) != 1 or names[0] != join_keys[0]:
-            raise UnsupportedRequest("only single-join-key responses can be converted")
+        columns = dict(zip(names, payload["results"], strict=True))
+        given = [n for n in names if n in request_columns]
+        if not given:
+            raise UnsupportedRequest("the response holds none of the request's entity columns")
+        feats = [n for n in names if n not in request_columns]
         codes = {"INVALID": 0, "PRESENT": 1, "NULL_VALUE": 2, "NOT_FOUND": 3, "OUTSIDE_MAX_AGE": 4}
         return cls(
-            join_key=join_keys[0],
-            entities=list(results[0]["values"]),
-            feature_names=list(names[1:]),
-            values=[r["values"] for r in results[1:]],
-            timestamps=[r.get("event_timestamps", []) for r in results[1:]],
-            statuses=[[codes.get(s, 0) for s in r["statuses"]] for r in results[1:]],
+            join_key=given[0],
+            entities=list(columns[given[0]]["values"]),
+            feature_names=feats,
+            values=[columns[n]["values"] for n in feats],
+            timestamps=[columns[n].get("event_timestamps", []) for n in feats],
+            statuses=[[codes.get(x, 0) for x in columns[n]["statuses"]] for n in feats],
+            request_data={n: list(columns[n]["values"]) for n in given[1:]},
         )
 
     def to_dict(self) -> dict[str, list[Any]]:

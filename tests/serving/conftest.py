@@ -65,31 +65,34 @@ class RunningServer:
         self.url = f"http://127.0.0.1:{port}"
 
 
-def start_finfeast_server(yaml: Path, log: Path, *extra: str) -> RunningServer:
-    """`finfeast serve` on a free port; waits for /health."""
+def start_finfeast_server(
+    yaml: Path | None, log: Path, *extra: str, env: dict[str, str] | None = None
+) -> RunningServer:
+    """`finfeast [extra...] serve` on a free port (another repo with `yaml`); waits for /health."""
     import requests
 
     port = free_port()
+    target = ["--feature-store-yaml", str(yaml)] if yaml else []
     out = open(log, "wb")  # noqa: SIM115 - closed when the process ends
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "finfeast.cli",
+            *extra,
             "serve",
-            "--feature-store-yaml",
-            str(yaml),
+            *target,
             "--port",
             str(port),
             "--workers",
             "2",
             "--log-flush-seconds",
             "0.5",
-            *extra,
         ],
         stdout=out,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        env={**os.environ, **(env or {})},
     )
     deadline = time.monotonic() + 120
     while True:
@@ -123,3 +126,9 @@ def server(price_repo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run
     )
     yield running
     stop_server(running.proc)
+
+
+@pytest.fixture(scope="session")
+def server_control():
+    """(start, stop) helpers for tests that run their own `finfeast serve`."""
+    return start_finfeast_server, stop_server
