@@ -170,3 +170,26 @@ def test_replayed_and_late_bars_change_nothing(market_run, stream_prod, broker) 
     assert _online(stream_prod, ["SPY"]) == before_online
     after_log = OfflineLog(stream_prod).read(MARKET_LOG)
     assert len(after_log) == len(before_log)
+
+
+def test_trade_ticks_update_the_last_trade_view(market_run, stream_prod, broker) -> None:
+    from finfeast.store import get_store
+    from stream_jobs.replay import load_spy_ticks, tick_messages
+
+    ticks = load_spy_ticks(stream_prod.data_dir).iloc[50_000:50_500]
+    producer = _producer(broker)
+    for key, value, _ms in tick_messages(ticks):
+        producer.produce(TOPIC_BARS, key=key, value=value)
+    assert producer.flush(30) == 0
+    loop, summary = _run(stream_prod, broker)
+    assert summary.events_in == len(ticks) and summary.dlq == 0
+    got = (
+        get_store(stream_prod)
+        .get_online_features(
+            features=["stream_trade_tick:last_trade_price", "stream_trade_tick:tick_count"],
+            entity_rows=[{"symbol": "SPY"}],
+        )
+        .to_dict()
+    )
+    assert got["last_trade_price"] == [float(ticks["price"].iloc[-1])]
+    assert got["tick_count"] == [len(ticks)]
