@@ -13,6 +13,7 @@ import contextlib
 import io
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,11 +96,17 @@ class ApplySummary:
         )
 
 
-def apply_repo(settings: Settings, skip_source_validation: bool = True) -> ApplySummary:
-    """`feast apply` for the profile: register every definition in `feature_repo/`."""
+@contextlib.contextmanager
+def repo_operation(settings: Settings, verb: str) -> Iterator[tuple[object, io.StringIO]]:
+    """Run a Feast repo operation (apply, plan) in-process for the profile.
+
+    Yields the loaded RepoConfig and a buffer capturing Feast's stdout. Feast imports every
+    `feature_repo/*.py` and changes directory; this purges previously imported repo modules (so the
+    env of these settings is read again), puts the repo on sys.path, and restores the cwd. Feast's
+    `sys.exit` on a bad repo becomes a one-line FinfeastError.
+    """
     _prepare(settings)
     from feast.repo_config import load_repo_config
-    from feast.repo_operations import apply_total
 
     _purge_repo_modules(settings)
     repo = str(settings.repo_path)
@@ -110,15 +117,31 @@ def apply_repo(settings: Settings, skip_source_validation: bool = True) -> Apply
     try:
         config = load_repo_config(settings.repo_path, settings.feature_store_yaml)
         with contextlib.redirect_stdout(log):
-            apply_total(config, settings.repo_path, skip_source_validation=skip_source_validation)
+            yield config, log
     except SystemExit as exc:
-        raise FinfeastError(
-            f"feast apply failed: {log.getvalue().strip().splitlines()[-1:]}"
-        ) from exc
+        last = log.getvalue().strip().splitlines()[-1:] or ["(no output)"]
+        raise FinfeastError(f"feast {verb} failed: {last[0]}") from exc
     except ConnectionError as exc:
-        raise ServiceUnavailable(f"feast apply could not reach a service: {exc}") from exc
+        raise ServiceUnavailable(f"feast {verb} could not reach a service: {exc}") from exc
     finally:
         os.chdir(cwd)
+
+
+def plan_repo(settings: Settings) -> str:
+    """`feast plan` for the profile: the registry diff `apply` would make, as text."""
+    from feast.repo_operations import plan
+
+    with repo_operation(settings, "plan") as (config, log):
+        plan(config, settings.repo_path, skip_source_validation=True)
+    return log.getvalue()
+
+
+def apply_repo(settings: Settings, skip_source_validation: bool = True) -> ApplySummary:
+    """`feast apply` for the profile: register every definition in `feature_repo/`."""
+    from feast.repo_operations import apply_total
+
+    with repo_operation(settings, "apply") as (config, _log):
+        apply_total(config, settings.repo_path, skip_source_validation=skip_source_validation)
     _STORES.pop(settings, None)
     store = get_store(settings)
     return ApplySummary(

@@ -28,6 +28,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.set_defaults(handler=_apply)
 
     p = sub.add_parser(
+        "plan", parents=[common], help="feast plan: show what `apply` would change in the registry"
+    )
+    p.set_defaults(handler=_plan)
+
+    p = sub.add_parser(
         "materialize",
         parents=[common],
         help="load the latest feature values from the offline store into the online store",
@@ -57,6 +62,13 @@ def _apply(args: argparse.Namespace, settings: Settings) -> int:
 
     summary = apply_repo(settings)
     print(summary)
+    return 0
+
+
+def _plan(args: argparse.Namespace, settings: Settings) -> int:
+    from finfeast.store import plan_repo
+
+    print(plan_repo(settings))
     return 0
 
 
