@@ -334,6 +334,11 @@ class PostgresTables:
         key = list(key)
         df = _last_per_key(df, key)
         with self._connect() as conn:
+            if not self._columns(conn, table):  # new table: load first, index once afterwards
+                self._create(conn, table, df, None)
+                self._copy(conn, table, df)
+                conn.execute(f'ALTER TABLE "{table}" ADD PRIMARY KEY ({_quoted(key)})')
+                return WriteResult(table, len(df), 0, len(df))
             self._create(conn, table, df, key)
             empty = conn.execute(f'SELECT NOT EXISTS (SELECT 1 FROM "{table}")').fetchone()[0]
             if empty:  # first load: no conflicts possible, COPY straight into the table
