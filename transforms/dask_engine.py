@@ -85,11 +85,12 @@ def compute_partitioned(
     groups = symbol_partitions(bars, n_partitions or 4 * workers)
     ctx_future = client.scatter(ctx, broadcast=True)  # type: ignore[attr-defined]
     by_symbol = bars.groupby("symbol", sort=True)
+    parts = [pd.concat([by_symbol.get_group(s) for s in g]) for g in groups]
+    # scattered, not embedded in the task graph: the inputs travel once, straight to a worker
+    part_futures = client.scatter(parts)  # type: ignore[attr-defined]
     futures = [
-        client.submit(
-            _compute_partition, pd.concat([by_symbol.get_group(s) for s in g]), ctx_future
-        )  # type: ignore[attr-defined]
-        for g in groups
+        client.submit(_compute_partition, part, ctx_future)  # type: ignore[attr-defined]
+        for part in part_futures
     ]
     results = client.gather(futures)  # type: ignore[attr-defined]
     bar_feats = pd.concat([r[0] for r in results], ignore_index=True)
