@@ -8,7 +8,7 @@ What is measured (real data, local profile unless noted):
   floor      the same files read with pyarrow.csv alone (the ECB zip too) and written as Parquet
              (zstd) with pyarrow alone: no validation, no mapping, no timestamps.
   pg copy    prod profile: `PostgresTables.upsert` of the ingested `bars` (679k rows) into an
-             empty table (COPY), then into the full table (COPY to staging + merge, nothing
+             new table (COPY, then the primary key), then into the full table (COPY to staging + merge, nothing
              changes), in a scratch database that is dropped afterwards.
 
 Usage: .venv/bin/python bench/bench_ingest.py [--repeats 3] [--skip-pg]
@@ -192,7 +192,7 @@ def main() -> None:
         print("| operation | seconds | rows/s |")
         print("|---|---|---|")
         print(
-            f"| upsert into empty table (Arrow CSV -> COPY) | {pg['copy_s']:.2f} | {n / pg['copy_s']:,.0f} |"
+            f"| upsert into a new table (Arrow CSV -> COPY, primary key built afterwards) | {pg['copy_s']:.2f} | {n / pg['copy_s']:,.0f} |"
         )
         print(
             f"| upsert again (COPY to staging + ON CONFLICT merge, 0 changed) | {pg['merge_s']:.2f} | {n / pg['merge_s']:,.0f} |"
