@@ -7,9 +7,9 @@ What is measured (real data, local profile unless noted):
   rerun      the same ingest again on the same workdir (idempotent: nothing rewritten).
   floor      the same files read with pyarrow.csv alone (the ECB zip too) and written as Parquet
              (zstd) with pyarrow alone: no validation, no mapping, no timestamps.
-  pg copy    prod profile: `PostgresTables.upsert` of the ingested `bars` (679k rows) into an
-             new table (COPY, then the primary key), then into the full table (COPY to staging + merge, nothing
-             changes), in a scratch database that is dropped afterwards.
+  pg copy    prod profile: `PostgresTables.upsert` of the ingested `bars` (679k rows) into a new
+             table (COPY, then the primary key), then into the full table (COPY to staging +
+             merge, nothing changes), in a scratch database that is dropped afterwards.
 
 Usage: .venv/bin/python bench/bench_ingest.py [--repeats 3] [--skip-pg]
 Prints a Markdown block for bench/RESULTS.md. Compare ratios within one run (noisy machine).
