@@ -197,14 +197,16 @@ def write_paths(settings, msgs, batches: int = 5) -> dict[str, float]:  # noqa: 
     frames = []
     for i in range(0, len(distinct), 1000):
         chunk = distinct[i : i + 1000]
-        df = pd.DataFrame([{n: v.get(n) for n in view.feature_names} for _, _, v in chunk])
-        for name, dtype in view.features:
-            df[name] = df[name].astype("float64" if dtype == "float64" else "int64")
-        df.insert(0, "symbol", [f"P{e}" for e, _, _ in chunk])
         ts = pd.to_datetime([ms for _, ms, _ in chunk], unit="ms", utc=True)
-        df.insert(1, "event_timestamp", ts)
-        df.insert(2, "created_timestamp", ts)
-        frames.append(df)
+        columns = {
+            "symbol": [f"P{e}" for e, _, _ in chunk],
+            "event_timestamp": ts,
+            "created_timestamp": ts,
+        }
+        for name, dtype in view.features:
+            values = [v.get(name) for _, _, v in chunk]
+            columns[name] = pd.array(values, dtype="float64" if dtype == "float64" else "int64")
+        frames.append(pd.DataFrame(columns))
     store.push("stream_market_push", frames[0].head(10), to=PushMode.ONLINE)  # warm caches
     t0 = time.perf_counter()
     for df in frames:

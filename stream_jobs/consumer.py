@@ -16,6 +16,7 @@ dead one would have.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -341,6 +342,10 @@ class StreamLoop:
         warm_up = getattr(self.processor, "warm_up", None)
         if warm_up is not None:
             warm_up()
+        # Everything allocated so far (Feast, pandas, the kernels) lives as long as the job: keep
+        # it out of the cyclic GC's scans, which otherwise stall batches as the heap grows.
+        gc.collect()
+        gc.freeze()
         ensure_topics(cfg.bootstrap, topics + [dlq_topic(t) for t in topics])
         self._consumer = Consumer(
             consumer_config(cfg.bootstrap, cfg.group, **cfg.consumer_overrides)
