@@ -51,6 +51,7 @@ class FeatureBuildSummary:
     label_rows: int = 0
     context_tables: tuple[str, ...] = ()
     versions: dict[str, int] = field(default_factory=dict)
+    version_changes: dict[str, tuple[int | None, int]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     status: str = "ok"
 
@@ -70,10 +71,17 @@ class FeatureBuildSummary:
             "write features": f"{FEATURES_TABLE}: {self.rows:,} rows x {self.n_features} features",
             "labels": f"{LABELS_TABLE}: {self.label_rows:,} rows",
         }
-        return [
+        rows = [
             {"step": step, "seconds": round(sec, 2), "detail": detail.get(step, "")}
             for step, sec in self.seconds.items()
         ]
+        if self.version_changes:  # a definition changed (or first build): say which
+            changes = ", ".join(
+                f"{fam} {'new' if old is None else f'v{old}'} -> v{new}"
+                for fam, (old, new) in sorted(self.version_changes.items())
+            )
+            rows.append({"step": "versions", "seconds": 0.0, "detail": changes})
+        return rows
 
     def __str__(self) -> str:
         return (
@@ -223,7 +231,7 @@ def build_feature_tables(
     label tables of `settings`' profile."""
     from transforms import catalog
     from transforms.context import FEATURE_NAMES
-    from transforms.versioning import record_build
+    from transforms.versioning import active_versions, history_path, record_build
 
     settings.ensure_dirs()
     tables = open_tables(settings)
@@ -255,7 +263,15 @@ def build_feature_tables(
         return len(frame)
 
     summary.label_rows = timer.run("labels", labels)
+    before = {
+        k: v["version"] for k, v in active_versions(history_path(settings.profile_dir)).items()
+    }
     summary.versions = record_build(settings, catalog.FAMILIES.values())
+    summary.version_changes = {
+        fam: (before.get(fam), ver)
+        for fam, ver in summary.versions.items()
+        if before.get(fam) != ver
+    }
     nulls = int(np.isnan(wide.select_dtypes("float64").to_numpy()).all(axis=0).sum())
     if nulls:
         logger.warning("features: {} feature columns are entirely null", nulls)

@@ -426,6 +426,10 @@ def run_selection(settings: Settings, config: SelectionConfig | None = None) -> 
                 "report": str(report_json),
                 "walk_forward_auc": f"{wf_auc:.4f}",
                 "weak_signal": str(weak).lower(),
+                # lineage: the family definitions the selection was made on
+                "family_versions": ",".join(
+                    f"{k}:v{v}" for k, v in sorted(report["family_versions"].items())
+                ),
             },
         )
     return SelectionResult(

@@ -121,3 +121,4 @@ def test_selection_becomes_a_versioned_feature_service(built, first_run) -> None
         names = [f.name for p in service.feature_view_projections for f in p.features]
         assert sorted(names) == sorted(result.features)
         assert service.tags["label"] == "fwd_dir_5"
+        assert "market_context:v1" in service.tags["family_versions"]

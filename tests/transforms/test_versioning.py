@@ -88,8 +88,11 @@ def test_change_apply_rollback_reproduces_the_training_set(
     # 1. change the definition: the next build bumps only that family's version
     with monkeypatch.context() as m:
         _change_vix_definition(m)
-        v2 = build_feature_tables(settings).versions
+        bumped = build_feature_tables(settings)
+        v2 = bumped.versions
         assert v2[FAMILY] == 2
+        assert bumped.version_changes == {FAMILY: (1, 2)}
+        assert f"{FAMILY} v1 -> v2" in bumped.to_rows()[-1]["detail"]
         assert {k: v for k, v in v2.items() if k != FAMILY} == {
             k: v for k, v in v1.items() if k != FAMILY
         }
@@ -104,8 +107,9 @@ def test_change_apply_rollback_reproduces_the_training_set(
     pd.testing.assert_series_equal(changed["ret_1"], before["ret_1"])
 
     # 2. roll back (the code is reverted): the old version number and values come back
-    v3 = build_feature_tables(settings).versions
-    assert v3 == v1
+    rolled_back = build_feature_tables(settings)
+    assert rolled_back.versions == v1
+    assert rolled_back.version_changes == {FAMILY: (2, 1)}
     assert "family_version" in plan_repo(settings)
     apply_repo(settings)
     assert _view_tags(settings)["family_version"] == "1"
