@@ -147,6 +147,9 @@ def consumer_config(bootstrap: str, group: str, **extra: Any) -> dict[str, Any]:
         "session.timeout.ms": 6000,
         "heartbeat.interval.ms": 1000,
         "fetch.wait.max.ms": 50,
+        # librdkafka's default 1 s back-off once its prefetch queue is full added up to a second of
+        # latency on a live tail; the jobs drain that queue every batch anyway.
+        "fetch.queue.backoff.ms": 0,
         "partition.assignment.strategy": "range",
         **extra,
     }
