@@ -52,6 +52,7 @@ class FeatureBuildSummary:
     context_tables: tuple[str, ...] = ()
     versions: dict[str, int] = field(default_factory=dict)
     version_changes: dict[str, tuple[int | None, int]] = field(default_factory=dict)
+    bars_quarantined: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     status: str = "ok"
 
@@ -62,7 +63,13 @@ class FeatureBuildSummary:
     def to_rows(self) -> list[dict[str, Any]]:
         """One row per step, for the summary table of `finfeast run` / `finfeast features`."""
         detail = {
-            "read": f"{self.rows:,} bars of {self.symbols} symbols; context: "
+            "read": f"{self.rows:,} bars of {self.symbols} symbols"
+            + (
+                f" ({self.bars_quarantined:,} unusable, quarantined)"
+                if self.bars_quarantined
+                else ""
+            )
+            + "; context: "
             + (", ".join(self.context_tables) or "none"),
             "context inputs": "index returns, sector means, macro/FX series",
             "bar features": f"{self.n_bar_features} bar-only features",
@@ -113,6 +120,40 @@ def read_bars(tables: OfflineTables) -> pd.DataFrame:
     for col in ("open", "high", "low", "close", "volume"):
         bars[col] = bars[col].astype("float64")
     return bars.sort_values(list(FEATURE_KEY), kind="stable").reset_index(drop=True)
+
+
+def drop_unusable_bars(bars: pd.DataFrame, tables: OfflineTables) -> tuple[pd.DataFrame, int]:
+    """Bars the catalog can fold in; the others go to the quarantine table with their reason.
+
+    Ingestion already quarantines invalid rows, but a bars table can be written by anything
+    (a stream log, a hand load): one bad bar must not stop the whole build, nor vanish unseen.
+    """
+    from transforms.validation import all_usable, bar_problems
+
+    if all_usable(bars):
+        return bars, 0
+    from ingestion.quarantine import quarantine_rows
+    from ingestion.tables import QUARANTINE
+
+    reasons = bar_problems(bars)
+    bad = (reasons != "").to_numpy()
+    rejected = bars[bad].assign(_rule="unusable_for_features", _detail=reasons[bad])
+    now = pd.Timestamp.now(tz="UTC").floor("us")
+    tables.upsert(
+        QUARANTINE.name,
+        quarantine_rows("features", "bars", rejected, now),
+        QUARANTINE.key,
+        ignore=("ingested_at",),
+    )
+    first = rejected.iloc[0]
+    logger.warning(
+        "features: {} bar(s) quarantined, e.g. {} {}: {}",
+        int(bad.sum()),
+        first["symbol"],
+        first["event_timestamp"],
+        first["_detail"],
+    )
+    return bars[~bad].reset_index(drop=True), int(bad.sum())
 
 
 def read_context_tables(tables: OfflineTables) -> dict[str, pd.DataFrame]:
@@ -242,6 +283,9 @@ def build_feature_tables(
         return read_bars(tables), read_context_tables(tables)
 
     bars, ctx_tables = timer.run("read", read)
+    bars, summary.bars_quarantined = drop_unusable_bars(bars, tables)
+    if bars.empty:
+        raise FinfeastError("no usable bars: every row was quarantined (see table 'quarantine')")
     summary.rows, summary.symbols = len(bars), int(bars["symbol"].nunique())
     summary.context_tables = tuple(ctx_tables)
 

@@ -123,3 +123,38 @@ def test_finfeast_features_command_writes_both_tables(
     )
     assert main(["select", "--folds", "1"]) == 2
     assert "--folds" in capsys.readouterr().err
+
+
+def test_unusable_bars_are_quarantined_with_their_reason_and_the_rest_is_built(
+    settings_factory, data_dir
+) -> None:
+    from featstore_inputs import write_canonical_tables
+
+    from transforms.build import build_feature_tables
+
+    settings = settings_factory("local", "bad_bars")
+    write_canonical_tables(settings, data_dir, ("XOM", "JPM"))
+    tables = open_tables(settings)
+    bars = tables.read("bars")
+    broken = bars.index[[100, 200, 300]]
+    bars.loc[broken[0], "close"] = np.nan  # a real bar made unusable three ways
+    bars.loc[broken[1], "low"] = -1.0
+    bars.loc[broken[2], "volume"] = -5.0
+    tables.replace("bars", bars)
+    summary = build_feature_tables(settings)
+    assert summary.bars_quarantined == 3
+    assert "3 unusable, quarantined" in summary.to_rows()[0]["detail"]
+    feats = tables.read("features_daily", columns=["symbol", "event_timestamp"])
+    assert len(feats) == len(bars) - 3
+    q = tables.read("quarantine")
+    q = q[q["source"] == "features"]
+    assert sorted(q["detail"]) == sorted(
+        [
+            "close not a positive finite number",
+            "low not a positive finite number",
+            "volume negative",
+        ]
+    )
+    # re-running does not duplicate the quarantine entries
+    build_feature_tables(settings)
+    assert (tables.read("quarantine")["source"] == "features").sum() == 3
