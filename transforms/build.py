@@ -75,6 +75,7 @@ class FeatureBuildSummary:
             "bar features": f"{self.n_bar_features} bar-only features",
             "context features": f"{self.n_context_features} market-context features",
             "features (dask)": f"{self.n_features} features, partitioned by symbol",
+            "assemble": "one wide frame, declared dtypes",
             "write features": f"{FEATURES_TABLE}: {self.rows:,} rows x {self.n_features} features",
             "labels": f"{LABELS_TABLE}: {self.label_rows:,} rows",
         }
