@@ -317,7 +317,7 @@ def build_feature_tables(
         for fam, ver in summary.versions.items()
         if before.get(fam) != ver
     }
-    nulls = int(np.isnan(wide.select_dtypes("float64").to_numpy()).all(axis=0).sum())
-    if nulls:
-        logger.warning("features: {} feature columns are entirely null", nulls)
+    empty = [c for c in wide.columns[len(FEATURE_KEY) :] if not wide[c].notna().any()]
+    if empty:  # e.g. context features when macro/fx_rates were not ingested
+        logger.warning("features: {} feature column(s) entirely null: {}", len(empty), empty[:8])
     return summary
