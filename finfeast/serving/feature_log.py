@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,8 +48,11 @@ class ServingLogger:
         max_rows: int = 5_000,
         on_written: Any = None,
         on_error: Any = None,
+        refresh_s: float = 60.0,
     ) -> None:
         self.store = store
+        self.refresh_s = refresh_s
+        self._loaded_at = time.monotonic()
         self.flush_interval_s = flush_interval_s
         self.max_rows = max_rows
         self._on_written = on_written
@@ -60,6 +64,10 @@ class ServingLogger:
         self.written = 0
 
     def _buffer(self, service_name: str) -> _ServiceBuffer | None:
+        now = time.monotonic()
+        if now - self._loaded_at > self.refresh_s:
+            self._loaded_at = now
+            self.forget()  # pick up logging configs changed by `feast apply`
         if service_name not in self._buffers:
             from feast.feature_logging import FeatureServiceLoggingSource
 
@@ -81,7 +89,7 @@ class ServingLogger:
         return self._buffer(service_name) is not None
 
     def forget(self) -> None:
-        """Re-read logging configs on next use (after a registry refresh)."""
+        """Re-read logging configs on next use (services with buffered rows keep theirs)."""
         with self._lock:
             self._buffers = {k: v for k, v in self._buffers.items() if v is not None and v.rows}
 

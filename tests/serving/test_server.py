@@ -145,7 +145,7 @@ def _wait_for_logs(store, since: datetime, symbol: str, timeout: float = 30.0) -
 def test_served_rows_are_logged_and_audit_clean(server, price_store) -> None:
     from finfeast.serving.audit import audit_serving_logs
 
-    since = datetime.now(UTC) - timedelta(seconds=1)
+    since = datetime.now(UTC)  # the server stamps rows when it serves them (same clock)
     response = _post(server, {"feature_service": SERVICE, "entities": {"symbol": ["MSFT", "T"]}})
     served = _by_name(response.json())
     logs = _wait_for_logs(price_store, since, "T")
@@ -176,7 +176,7 @@ def test_audit_finds_a_corrupted_online_value(server, price_store) -> None:
     true_value = Value.FromString(original).double_val
     client.hset(key, field, Value(double_val=true_value + 0.5).SerializeToString())
     try:
-        since = datetime.now(UTC) - timedelta(seconds=1)
+        since = datetime.now(UTC)  # the server stamps rows when it serves them (same clock)
         _post(server, {"feature_service": SERVICE, "entities": {"symbol": ["XOM", "BAC"]}})
         _wait_for_logs(price_store, since, "XOM")
         report = audit_serving_logs(price_store, SERVICE, since, datetime.now(UTC))
