@@ -17,11 +17,8 @@ rebuilding with the rolled-back code reproduces the old table, and hence old tra
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
-import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,29 +113,6 @@ def active_versions(path: Path | None = None) -> dict[str, dict[str, Any]]:
         entry = next(e for e in history["families"][name] if e["version"] == version)
         out[name] = {"version": version, "code_hash": entry["code_hash"]}
     return out
-
-
-def plan_repo(settings: Settings) -> str:
-    """`feast plan` for the profile, in-process: the registry diff `apply` would make, as text."""
-    from feast.repo_config import load_repo_config
-    from feast.repo_operations import plan
-
-    from finfeast import store as store_helpers
-
-    store_helpers._prepare(settings)
-    store_helpers._purge_repo_modules(settings)
-    repo = str(settings.repo_path)
-    if repo not in sys.path:
-        sys.path.insert(0, repo)
-    cwd = os.getcwd()
-    out = io.StringIO()
-    try:
-        config = load_repo_config(settings.repo_path, settings.feature_store_yaml)
-        with contextlib.redirect_stdout(out):
-            plan(config, settings.repo_path, skip_source_validation=True)
-    finally:
-        os.chdir(cwd)
-    return out.getvalue()
 
 
 # ---- versioned feature services (written by `finfeast select`, loaded by feature_repo) ----------

@@ -9,13 +9,12 @@ import pandas as pd
 import pytest
 from featstore_inputs import daily_repo_copy, write_canonical_tables
 
-from finfeast.store import apply_repo, get_store
+from finfeast.store import apply_repo, get_store, plan_repo
 from transforms import catalog, context
 from transforms.build import build_feature_tables
 from transforms.training import build_training_set
 from transforms.versioning import (
     next_service_version,
-    plan_repo,
     resolve_versions,
     save_service_spec,
 )
