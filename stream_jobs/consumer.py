@@ -316,6 +316,9 @@ class StreamLoop:
         positions = self._consumer.position(assigned)
         unknown = [tp for tp in positions if tp.offset < 0]
         committed = {}
+        if unknown and not force:  # nothing fetched there yet: no broker round trip mid-stream
+            positions = [tp for tp in positions if tp.offset >= 0]
+            unknown = []
         if unknown:  # nothing fetched yet on these partitions: measure from the committed offset
             for tp in self._consumer.committed(unknown, timeout=5):
                 committed[(tp.topic, tp.partition)] = tp.offset
