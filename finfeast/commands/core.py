@@ -83,5 +83,5 @@ def _materialize(args: argparse.Namespace, settings: Settings) -> int:
 def _env(args: argparse.Namespace, settings: Settings) -> int:
     for k, v in settings.env().items():
         print(f"export {k}={shlex.quote(v)}")
-    print(f"# then: feast -f {settings.feature_store_yaml} apply")
+    print(f"# then: feast -c {settings.repo_path} -f {settings.feature_store_yaml} plan")
     return 0
