@@ -101,7 +101,7 @@ def _metrics_port(proc: subprocess.Popen, lines: list[str], timeout: float = 120
         if not line:
             raise AssertionError("job exited early:\n" + "".join(lines))
         lines.append(line)
-        m = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", line)
+        m = re.search(r"metrics on http://[^/]+:(\d+)/metrics", line)
         if m:
             return int(m.group(1))
     raise AssertionError("job did not start:\n" + "".join(lines))
