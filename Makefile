@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 # Debian packages some tests drive for real: a browser for `feast ui`, Prometheus for the scrape
 # test, docker-compose to validate the stack file.
-SYSTEM_PACKAGES := chromium chromium-driver prometheus docker-compose
+SYSTEM_PACKAGES := chromium prometheus docker-compose
 
 .PHONY: install run test test-fast lint format services system-deps bench clean
 
