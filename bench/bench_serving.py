@@ -19,7 +19,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from finfeast.processes import stop_process_group  # noqa: E402
 from finfeast.serving.price_repo import SERVICE, build_price_repo, drop_online_keys  # noqa: E402
 
 PYTHON = sys.executable
@@ -146,12 +146,7 @@ def start_server(cmd: list[str], port: int, log: Path) -> subprocess.Popen:
 
 
 def stop_server(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    stop_process_group(proc, timeout=20)
 
 
 def _load_worker(port: int, bodies: list[bytes], seconds: float, queue: mp.Queue) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from finfeast.config import REPO_ROOT, Settings
+from finfeast.processes import stop_process_group
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 SESSION_ID = uuid.uuid4().hex[:8]
@@ -195,11 +195,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             unavailable(f"Kafka test broker did not start: {log.read_text()[-500:]}")
         time.sleep(0.1)
     yield f"127.0.0.1:{port}"
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    stop_process_group(proc, timeout=10)
 
 
 def which_or_unavailable(program: str) -> str:

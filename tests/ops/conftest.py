@@ -7,7 +7,6 @@ through pytest's plugin manager because this directory's conftest shadows the na
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from types import ModuleType
 import pytest
 
 from finfeast.config import Settings
+from finfeast.processes import stop_process_group
 
 
 @pytest.fixture(scope="session")
@@ -83,18 +83,8 @@ def feast_ui(
     deadline = time.monotonic() + 90
     while not root_conftest.port_open("127.0.0.1", port):
         if proc.poll() is not None or time.monotonic() > deadline:
-            _stop(proc)
+            stop_process_group(proc)
             pytest.fail(f"feast ui did not start: {log.read_text()[-1500:]}")
         time.sleep(0.2)
     yield f"http://127.0.0.1:{port}"
-    _stop(proc)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
+    stop_process_group(proc)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import pytest
 import yaml
 
 from finfeast.config import REPO_ROOT
+from finfeast.processes import stop_process_group
 
 PROMETHEUS_YML = REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml"
 DASHBOARD = REPO_ROOT / "deploy" / "grafana" / "dashboards" / "finfeast.json"
@@ -56,16 +56,6 @@ def _start(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subp
         )
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
-
-
 @pytest.fixture(scope="module")
 def feature_server(applied_local, root_conftest, tmp_path_factory):
     """`finfeast serve` (1 worker, hot cache on) over the applied local registry."""
@@ -84,7 +74,7 @@ def feature_server(applied_local, root_conftest, tmp_path_factory):
         )
         yield url, port
     finally:
-        _stop(proc)
+        stop_process_group(proc)
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +159,7 @@ def prometheus(feature_server, stream_exporters, program, root_conftest, tmp_pat
         )
         yield api
     finally:
-        _stop(proc)
+        stop_process_group(proc)
 
 
 def _query(api: str, expr: str) -> list[dict]:

@@ -8,7 +8,6 @@ subprocess on a free loopback port, exactly as a user would, and stops it by PID
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from finfeast.processes import stop_process_group
 
 ROOT_CONFTEST = str(Path(__file__).resolve().parents[1] / "conftest.py")
 SYMBOLS = ["AAPL", "IBM", "MSFT", "BAC", "AIG", "JPM", "XOM", "GE", "APTV", "DWDP", "BHF", "T"]
@@ -110,13 +111,7 @@ def start_finfeast_server(
 
 
 def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stop_process_group(proc, timeout=30)
 
 
 @pytest.fixture(scope="module")
