@@ -160,10 +160,19 @@ class MaterializeSummary:
     end: datetime
     seconds: float
     skipped: tuple[str, ...] = ()
+    incremental: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        span = f"{self.start:%Y-%m-%d} .. " if self.start else "history .. "
-        text = f"materialized {len(self.views)} views ({span}{self.end:%Y-%m-%d %H:%M}) in {self.seconds:.1f}s"
+        if self.start:
+            span = f"{self.start:%Y-%m-%d}"
+        elif self.incremental:
+            span = f"{len(self.views) - len(self.incremental)} from history, {len(self.incremental)} incremental"
+        else:
+            span = "all history"
+        text = (
+            f"materialized {len(self.views)} views ({span}, up to {self.end:%Y-%m-%d %H:%M})"
+            f" in {self.seconds:.1f}s"
+        )
         if self.skipped:
             text += f"; skipped (no offline data yet): {', '.join(self.skipped)}"
         return text
@@ -221,7 +230,7 @@ def materialize(
         if again:
             store.materialize_incremental(end_date=end_dt, feature_views=again)
     return MaterializeSummary(
-        tuple(fresh + again), start_dt, end_dt, time.perf_counter() - t0, skipped
+        tuple(fresh + again), start_dt, end_dt, time.perf_counter() - t0, skipped, tuple(again)
     )
 
 
