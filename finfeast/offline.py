@@ -94,8 +94,7 @@ def _merge_plan(
     string columns), then every match is verified on the real key values; on a hash collision
     the exact (slower) path is taken, so a collision can never merge two different keys.
     """
-    old = old.reset_index(drop=True)
-    new = new.reset_index(drop=True)
+    # positions, not index labels, are used below, so no reset_index copies are needed
     old_hash = pd.util.hash_pandas_object(old[key], index=False).to_numpy()
     new_hash = pd.util.hash_pandas_object(new[key], index=False).to_numpy()
     index = pd.Index(old_hash)
@@ -113,10 +112,13 @@ def _merge_plan(
     changed = np.zeros(len(new), dtype=bool)
     changed[at_new[~same]] = True
     inserted = ~matched
+    n_inserted, n_changed = int(inserted.sum()), int(changed.sum())
+    if n_inserted == 0 and n_changed == 0:  # the idempotent re-run: no concat copy of the table
+        return old, 0, 0
     drop_old = np.zeros(len(old), dtype=bool)
     drop_old[at_old[~same]] = True
     merged = pd.concat([old[~drop_old], new[inserted | changed]], ignore_index=True)
-    return merged, int(inserted.sum()), int(changed.sum())
+    return merged, n_inserted, n_changed
 
 
 def _values(s: pd.Series) -> np.ndarray:
@@ -199,8 +201,9 @@ class ParquetTables:
         old = self.read(table)
         columns = list(old.columns) + [c for c in df.columns if c not in old.columns]
         grew = len(columns) > len(old.columns)
-        old = old.reindex(columns=columns)
-        new = df.reindex(columns=columns)
+        if grew:
+            old = old.reindex(columns=columns)
+        new = df if list(df.columns) == columns else df.reindex(columns=columns)
         compare = [c for c in columns if c not in set(ignore)]
         merged, inserted, updated = _merge_plan(old, new, key, compare)
         if inserted == 0 and updated == 0 and not grew:

@@ -11,6 +11,7 @@ import hashlib
 import math
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -33,6 +34,24 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _column_values(values: pd.Series) -> list[Any]:
+    """JSON-ready Python values of one column, the same as `_jsonable` per cell but column-wise:
+    float, int and bool columns convert in one `tolist` (NaN -> None), strings pass through, and
+    only other values (timestamps, odd objects) go through `_jsonable` one by one."""
+    if not isinstance(values.dtype, np.dtype):  # extension dtypes: pandas' own boxing (NA -> None)
+        return [_jsonable(v) for v in values.to_frame().to_dict("list")[values.name]]
+    kind = values.dtype.kind
+    if kind in "iub":
+        return values.to_numpy().tolist()
+    if kind == "f":
+        arr = values.to_numpy()
+        out = arr.tolist()
+        for i in np.flatnonzero(np.isnan(arr)).tolist():
+            out[i] = None
+        return out
+    return [v if type(v) is str else _jsonable(v) for v in values.to_numpy(dtype=object)]
+
+
 def quarantine_rows(
     source: str, table: str, rejected: pd.DataFrame, ingested_at: pd.Timestamp
 ) -> pd.DataFrame:
@@ -40,8 +59,14 @@ def quarantine_rows(
     if rejected.empty:
         return QUARANTINE.empty()
     raw_cols = [c for c in rejected.columns if c not in ("_rule", "_detail")]
-    records = rejected[raw_cols].to_dict("records")
-    rows = [orjson.dumps({k: _jsonable(v) for k, v in rec.items()}).decode() for rec in records]
+    columns = [_column_values(rejected[c]) for c in raw_cols]
+    dumps = orjson.dumps
+    rows = [
+        dumps(dict(zip(raw_cols, vals, strict=True))).decode()
+        for vals in zip(*columns, strict=True)
+    ]
+    if not raw_cols:  # malformed lines only: an empty object per row, as before
+        rows = ["{}"] * len(rejected)
     rules = rejected["_rule"].astype(str).tolist()
     seen: dict[tuple[str, str], int] = {}
     hashes = []

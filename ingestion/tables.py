@@ -22,6 +22,7 @@ _DTYPES = {
     "bool": "bool",
     "ts": "datetime64[ns, UTC]",
 }
+_UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
 
 
 @dataclass(frozen=True)
@@ -42,20 +43,29 @@ class TableSpec:
     def empty(self) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype=_DTYPES[t]) for c, t in self.columns})
 
-    def conform(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Columns in canonical order with canonical dtypes (raises on a missing column)."""
+    def conform(self, df: pd.DataFrame, extra: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Columns in canonical order with canonical dtypes (raises on a missing column).
+
+        `extra` sets columns to one value each (e.g. `ingested_at`) without copying `df` first.
+        """
         out = {}
         for col, typ in self.columns:
-            s = df[col]
+            if extra is not None and col in extra:
+                s = pd.Series(extra[col], index=df.index)
+            else:
+                s = df[col]
             if typ == "ts":
                 if not isinstance(s.dtype, pd.DatetimeTZDtype):
                     s = pd.to_datetime(s, utc=True)
-                s = s.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+                if s.dtype != _UTC_NS:  # already UTC ns (the common case): no copy
+                    s = s.dt.tz_convert("UTC").astype(_UTC_NS)
             elif typ == "str":
-                s = s.astype(object)
+                if s.dtype != object:
+                    s = s.astype(object)
             elif typ == "bool":
-                s = s.astype(bool)
-            else:
+                if s.dtype != bool:
+                    s = s.astype(bool)
+            elif s.dtype != _DTYPES[typ]:
                 s = s.astype(_DTYPES[typ])
             out[col] = s
         return pd.DataFrame(out, index=df.index)

@@ -26,8 +26,7 @@ def _first_failures(batch: Batch) -> pd.Series:
         if not open_.any():
             break
         with np.errstate(invalid="ignore"):
-            result = pd.Series(np.asarray(check(frame)), dtype="boolean")
-            fails = result.to_numpy(dtype=bool, na_value=True) & open_
+            fails = _as_failures(check(frame)) & open_
         rule[fails] = name
         open_ &= ~fails
     spec = TABLES[batch.table]
@@ -55,6 +54,15 @@ def _first_failures(batch: Batch) -> pd.Series:
     return pd.Series(rule, index=frame.index)
 
 
+def _as_failures(result: object) -> np.ndarray:
+    """A rule's result as a numpy bool mask; a missing answer (NA) counts as failing. Plain bool
+    results (the common case) are used as they are, without a nullable-boolean round trip."""
+    values = np.asarray(result)
+    if values.dtype == bool:
+        return values
+    return pd.Series(values, dtype="boolean").to_numpy(dtype=bool, na_value=True)
+
+
 def _in_order_by_blocks(
     sub: pd.DataFrame, entity: list[str], time_col: str, equal_ok: bool
 ) -> bool:
@@ -66,7 +74,8 @@ def _in_order_by_blocks(
     if entity:
         codes = pd.util.hash_pandas_object(sub[entity], index=False).to_numpy()
         change = codes[1:] != codes[:-1]
-        if len(np.unique(codes)) != int(change.sum()) + 1:
+        starts = codes[np.r_[0, np.flatnonzero(change) + 1]]
+        if len(np.unique(starts)) != len(starts):  # only block starts: ~500, not 600k values
             return False  # an entity appears in more than one block
     else:
         change = np.zeros(len(ts) - 1, dtype=bool)
@@ -103,14 +112,14 @@ def check_batch(source: str, batch: Batch, ingested_at: pd.Timestamp) -> Checked
             {"line": batch.malformed, "_rule": MALFORMED_ROW, "_detail": "unparseable line"}
         )
         rejected = pd.concat([rejected, lines], ignore_index=True)
-    accepted = batch.frame.loc[~bad]
+    accepted = batch.frame.loc[~bad] if bad.any() else batch.frame
     if batch.finalize is not None:
         accepted = batch.finalize(accepted)
-    accepted = accepted.copy()
+    # conform builds a new frame, so the batch's frame is never modified and not copied twice
+    extra: dict[str, object] = {"ingested_at": ingested_at}
     if "source" not in accepted:  # a finalize step may drop it
-        accepted["source"] = source
-    accepted["ingested_at"] = ingested_at
-    accepted = spec.conform(accepted)
+        extra["source"] = source
+    accepted = spec.conform(accepted, extra)
     pandera_schema(batch.table).validate(accepted)
     rows_read = len(batch.raw) + len(batch.malformed)
     return Checked(source, batch.table, rows_read, accepted, rejected, batch.raw)
