@@ -23,6 +23,8 @@ from transforms.families.primitives import (
     ring_push,
     ring_sum,
     ta_sma,
+    track_max,
+    track_min,
     wilder,
 )
 
@@ -56,6 +58,8 @@ RSI_GAIN = STATE.scalar(2 * RSI_N.size)
 RSI_LOSS = STATE.scalar(2 * RSI_N.size)
 HIGHS = STATE.ring(HL_CAP)
 LOWS = STATE.ring(HL_CAP)
+HI_TRACK = STATE.scalar(2)  # [max of the last FASTK highs, its age]: see track_max
+LO_TRACK = STATE.scalar(2)
 FASTK_RING = STATE.ring(SLOWK)
 SLOWK_SMA = STATE.smoother()
 SLOWK_RING = STATE.ring(SLOWD)
@@ -90,14 +94,12 @@ def step(s, o, h, low, c, v, session, out):
     # Stochastics and Williams %R over the high/low rings
     ring_push(s, HIGHS, HL_CAP, h)
     ring_push(s, LOWS, HL_CAP, low)
+    hi_k = track_max(s, HI_TRACK, HIGHS, HL_CAP, FASTK, h)
+    lo_k = track_min(s, LO_TRACK, LOWS, HL_CAP, FASTK, low)
     out[O_FASTK] = NAN
     out[O_SLOWK] = NAN
     out[O_SLOWD] = NAN
-    lo_k = NAN
-    hi_k = NAN
     if k >= FASTK:
-        lo_k = ring_min(s, LOWS, HL_CAP, FASTK)
-        hi_k = ring_max(s, HIGHS, HL_CAP, FASTK)
         lo = lo_k
         diff = (hi_k - lo) / 100.0  # TA-Lib's STOCH arithmetic
         fastk = (c - lo) / diff if diff != 0.0 else 50.0

@@ -225,3 +225,47 @@ def ratio(a, b):
     if b == 0.0 or math.isnan(a) or math.isnan(b):
         return NAN
     return a / b
+
+
+@njit(cache=True, inline="always")
+def track_max(s, base, ring, cap, n, x):
+    """Maximum of the newest n values of `ring` (x, just pushed, included), updated in O(1)
+    amortised as TA-Lib's STOCH/WILLR do: slots [value, age in bars]; the window is rescanned
+    only when the tracked maximum leaves it. Exact: the same value as scanning the window."""
+    if x >= s[base] or ring_count(s, ring) == 1:
+        s[base] = x
+        s[base + 1] = 0.0
+        return x
+    age = s[base + 1] + 1.0
+    if age >= n:  # the maximum left the window: rescan, newest first so ties keep the newest
+        best = ring_lag(s, ring, cap, 0)
+        age = 0.0
+        for lag in range(1, n):
+            value = ring_lag(s, ring, cap, lag)
+            if value > best:
+                best = value
+                age = lag
+        s[base] = best
+    s[base + 1] = age
+    return s[base]
+
+
+@njit(cache=True, inline="always")
+def track_min(s, base, ring, cap, n, x):
+    """Minimum counterpart of `track_max` (same slots, same exactness)."""
+    if x <= s[base] or ring_count(s, ring) == 1:
+        s[base] = x
+        s[base + 1] = 0.0
+        return x
+    age = s[base + 1] + 1.0
+    if age >= n:
+        best = ring_lag(s, ring, cap, 0)
+        age = 0.0
+        for lag in range(1, n):
+            value = ring_lag(s, ring, cap, lag)
+            if value < best:
+                best = value
+                age = lag
+        s[base] = best
+    s[base + 1] = age
+    return s[base]
