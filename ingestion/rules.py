@@ -27,12 +27,17 @@ def required(columns: Sequence[str]) -> NamedRule:
     cols = list(columns)
 
     def check(df: pd.DataFrame) -> pd.Series:
-        missing = df[cols].isna().any(axis=1).to_numpy()
+        missing = np.zeros(len(df), dtype=bool)
         for c in cols:
-            if df[c].dtype == object:  # blank strings, checked once per distinct value
-                codes, uniques = pd.factorize(df[c])
-                blank = np.array([str(u).strip() == "" for u in uniques] + [False])
+            s = df[c]
+            if s.dtype == object:
+                # one factorize answers both questions: code -1 is missing (None/NaN/NaT/NA,
+                # exactly what isna flags) and blank strings are checked once per distinct value
+                codes, uniques = pd.factorize(s)
+                blank = np.array([str(u).strip() == "" for u in uniques] + [True])
                 missing |= blank[codes]
+            else:
+                missing |= s.isna().to_numpy()
         return pd.Series(missing, index=df.index)
 
     return ("required_fields", check)

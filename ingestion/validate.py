@@ -31,15 +31,26 @@ def _first_failures(batch: Batch) -> pd.Series:
         open_ &= ~fails
     spec = TABLES[batch.table]
     key = list(batch.key or spec.key)
+    time_col = spec.time_column
+    entity = list(batch.entity if batch.entity is not None else spec.entity)
+    check_order = bool(batch.check_time_order and time_col and time_col in frame)
+    in_order = False
+    if check_order and open_.any() and not batch.allow_equal_times:
+        sub = frame.loc[open_, [*entity, time_col]]
+        in_order = _in_order_by_blocks(sub, entity, time_col, equal_ok=False)
+        if in_order and set(key) == {*entity, time_col}:
+            # one block per entity with strictly increasing times: every (entity, time) key is
+            # distinct, so neither the duplicate-key nor the time-order rule can reject a row
+            return pd.Series(rule, index=frame.index)
     if open_.any():
         idx = np.flatnonzero(open_)[duplicated_rows(frame.loc[open_, key])]
-        rule[idx] = DUPLICATE_KEY
-        open_[idx] = False
-    time_col = spec.time_column
-    if batch.check_time_order and time_col and time_col in frame and open_.any():
-        entity = list(batch.entity if batch.entity is not None else spec.entity)
+        if len(idx):
+            rule[idx] = DUPLICATE_KEY
+            open_[idx] = False
+            in_order = False  # decided on rows that included the duplicates: decide again
+    if check_order and open_.any():
         sub = frame.loc[open_, [*entity, time_col]]
-        if not _in_order_by_blocks(sub, entity, time_col, batch.allow_equal_times):
+        if not (in_order or _in_order_by_blocks(sub, entity, time_col, batch.allow_equal_times)):
             ts = sub[time_col]
             if entity:
                 running_max = ts.groupby([sub[c] for c in entity], sort=False).cummax()
