@@ -71,11 +71,27 @@ def _sort_codes(s: pd.Series) -> np.ndarray:
     return pd.factorize(s, sort=True)[0]
 
 
-def _key_order(df: pd.DataFrame, key: Sequence[str]) -> np.ndarray | None:
-    """Positions of `df`'s rows in key order (lexsort, stable), None when already in order."""
-    if len(df) < 2:
+def _key_order(
+    df: pd.DataFrame, key: Sequence[str], last_per_key: bool = False
+) -> np.ndarray | None:
+    """Positions of `df`'s rows in key order (lexsort, stable), None when already in order.
+
+    With `last_per_key`, rows repeating a key are left out except the last one: equal keys are
+    adjacent after the stable sort, so this costs one comparison per key column instead of a
+    separate hashing pass (the codes are exact, so no collision can drop a row).
+    """
+    n = len(df)
+    if n < 2:
         return None
-    order = np.lexsort([_sort_codes(df[k]) for k in reversed(list(key))])
+    codes = [_sort_codes(df[k]) for k in reversed(list(key))]
+    order = np.lexsort(codes)
+    if last_per_key:
+        same = np.ones(n - 1, dtype=bool)
+        for c in codes:
+            ordered = c[order]
+            same &= ordered[1:] == ordered[:-1]
+        if same.any():
+            return order[np.append(~same, True)]
     return None if bool((order[1:] > order[:-1]).all()) else order
 
 
@@ -189,14 +205,14 @@ class ParquetTables:
             raise FinfeastError(f"offline table {table!r} does not exist yet ({p})")
         return pq.read_table(p, columns=list(columns) if columns else None).to_pandas()
 
-    def _write(self, table: str, df: pd.DataFrame, key: Sequence[str] | None = None) -> None:
-        """Write `df` (in `key` order when given: the rows are reordered in Arrow, after the
-        conversion, which is cheaper than reordering pandas object columns first)."""
+    def _write(self, table: str, df: pd.DataFrame, order: np.ndarray | None = None) -> None:
+        """Write the rows of `df` at positions `order` (all, as they are, when None). The rows
+        are picked in Arrow, after the conversion: cheaper than reordering pandas object
+        columns first."""
         self.root.mkdir(parents=True, exist_ok=True)
         p = self.path(table)
         tmp = p.with_suffix(".parquet.tmp")
         arrow = _to_arrow(df)
-        order = _key_order(df, key) if key else None
         if order is not None:
             arrow = arrow.take(order)
         pq.write_table(arrow, tmp, compression="zstd")
@@ -210,10 +226,12 @@ class ParquetTables:
         Nothing is rewritten when no row is new or changed, so a repeated load is a no-op.
         """
         key = list(key)
+        if not self.exists(table):  # one sort gives both the key order and the last per key
+            order = _key_order(df, key, last_per_key=True)
+            self._write(table, df, order)
+            n = len(df) if order is None else len(order)
+            return WriteResult(table, n, 0, n)
         df = _last_per_key(df, key)
-        if not self.exists(table):
-            self._write(table, df, key)
-            return WriteResult(table, len(df), 0, len(df))
         old = self.read(table)
         columns = list(old.columns) + [c for c in df.columns if c not in old.columns]
         grew = len(columns) > len(old.columns)
@@ -224,7 +242,7 @@ class ParquetTables:
         merged, inserted, updated = _merge_plan(old, new, key, compare)
         if inserted == 0 and updated == 0 and not grew:
             return WriteResult(table, 0, 0, len(old))
-        self._write(table, merged, key)
+        self._write(table, merged, _key_order(merged, key))
         return WriteResult(table, inserted, updated, len(merged))
 
     def replace(self, table: str, df: pd.DataFrame) -> WriteResult:
