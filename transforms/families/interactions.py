@@ -60,7 +60,7 @@ COUNT = STATE.scalar()
 PREV_CLOSE = STATE.scalar()
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def step(s, o, h, low, c, v, session, out):
     s[COUNT] += 1.0
     move = c - s[PREV_CLOSE] if s[COUNT] >= 2 else NAN

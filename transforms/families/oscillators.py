@@ -71,7 +71,7 @@ MF_NEG = STATE.ring(MFI_N)
 MF_SUMS = STATE.scalar(2)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def step(s, o, h, low, c, v, session, out):
     s[COUNT] += 1.0
     k = s[COUNT]

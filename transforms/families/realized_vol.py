@@ -49,7 +49,7 @@ def _annualised_rms(s, base, n):
     return math.sqrt(mean * cat.TRADING_DAYS) if mean > 0.0 else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def step(s, o, h, low, c, v, session, out):
     s[COUNT] += 1.0
     k = s[COUNT]

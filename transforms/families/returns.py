@@ -30,7 +30,7 @@ STATE = Layout()
 CLOSES = STATE.ring(CAP)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def step(s, o, h, low, c, v, session, out):
     ring_push(s, CLOSES, CAP, c)
     k = ring_count(s, CLOSES)  # bars seen, this one included (saturates at CAP)

@@ -39,7 +39,7 @@ LOG_RETS = STATE.ring(LR_CAP)
 CLOSES = STATE.ring(CZ_CAP)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def step(s, o, h, low, c, v, session, out):
     s[COUNT] += 1.0
     k = s[COUNT]

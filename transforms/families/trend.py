@@ -56,7 +56,7 @@ MACD_SLOW = STATE.smoother()
 MACD_SIGNAL = STATE.smoother()
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def step(s, o, h, low, c, v, session, out):
     s[COUNT] += 1.0
     k = s[COUNT]

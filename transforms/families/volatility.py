@@ -51,7 +51,7 @@ BB_SUMSQ = STATE.smoother()
 KC_EMA_S = STATE.smoother()
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def step(s, o, h, low, c, v, session, out):
     s[COUNT] += 1.0
     k = s[COUNT]

@@ -30,7 +30,7 @@ AD_FAST = STATE.scalar()
 AD_SLOW = STATE.scalar()
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def step(s, o, h, low, c, v, session, out):
     s[COUNT] += 1.0
     k = s[COUNT]

@@ -48,7 +48,7 @@ CV = STATE.ring(STATS_N)
 SESSION = STATE.scalar(3)  # session id, sum(tp * volume), sum(volume)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def step(s, o, h, low, c, v, session, out):
     s[COUNT] += 1.0
     k = s[COUNT]
