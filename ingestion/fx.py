@@ -22,6 +22,7 @@ import io
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -107,8 +108,13 @@ def _ecb() -> Batch:
         },
         index=raw.index,
     )
-    # the ECB file is newest first: order by time so the time-order rule checks real regressions
-    order = frame.sort_values("event_timestamp", kind="stable").index
+    # the ECB file is newest first: order by time within each currency (stable, so each
+    # currency's rows keep their relative order and the time-order rule checks real
+    # regressions); one block per currency also lets the validator prove the key unique
+    # without its hashing and groupby passes
+    # (lexsort over integer codes: a string sort_values would cost more than it saves)
+    ts = frame["event_timestamp"].to_numpy(dtype="datetime64[ns]").view("int64")
+    order = frame.index[np.lexsort((ts, pd.factorize(frame["quote"])[0]))]
     rules = [
         required(["quote", "rate", "event_timestamp"]),
         positive(["rate"], "rate_not_positive"),
