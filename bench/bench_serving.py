@@ -314,37 +314,16 @@ def main() -> int:
             for s in syms
         ]
         yaml = str(repo.yaml)
+        lean = [FINFEAST, "serve", "--feature-store-yaml", yaml]
+        lean += ["--workers", str(args.workers), "--no-serving-logs"]
         servers = {
-            "finfeast serve (lean)": [
-                FINFEAST,
-                "serve",
-                "--feature-store-yaml",
-                yaml,
-                "--workers",
-                str(args.workers),
-                "--no-serving-logs",
-            ],
+            "finfeast serve (lean)": lean,
             f"finfeast serve (lean + hot cache {args.cache_ms:g} ms)": [
-                FINFEAST,
-                "serve",
-                "--feature-store-yaml",
-                yaml,
-                "--workers",
-                str(args.workers),
-                "--no-serving-logs",
+                *lean,
                 "--cache-ms",
                 str(args.cache_ms),
             ],
-            "finfeast serve --feast-only (tuned workers)": [
-                FINFEAST,
-                "serve",
-                "--feature-store-yaml",
-                yaml,
-                "--workers",
-                str(args.workers),
-                "--no-serving-logs",
-                "--feast-only",
-            ],
+            "finfeast serve --feast-only (tuned workers)": [*lean, "--feast-only"],
         }
         if not args.skip_stock:
             servers["stock feast serve (defaults)"] = [FEAST, "-f", yaml, "serve"]

@@ -93,43 +93,39 @@ class QualityReport:
 
     def to_prometheus(self) -> str:
         """Gauges in Prometheus text format (one sample per view/feature)."""
-        out = [
-            "# HELP finfeast_dq_null_rate Share of null values in the current window.",
-            "# TYPE finfeast_dq_null_rate gauge",
+        per_feature = [(v, f) for v in self.views for f in v.features]
+        gauges = [
+            (
+                "finfeast_dq_null_rate",
+                "Share of null values in the current window.",
+                [(v.view, f.feature, f"{f.null_rate:.6g}") for v, f in per_feature],
+            ),
+            (
+                "finfeast_dq_psi",
+                "Population stability index, current vs baseline window.",
+                [(v.view, f.feature, f"{f.psi:.6g}") for v, f in per_feature if f.psi is not None],
+            ),
+            (
+                "finfeast_dq_drift",
+                "1 when PSI is at or above the alert level.",
+                [(v.view, f.feature, str(int(f.drift))) for v, f in per_feature],
+            ),
+            (
+                "finfeast_dq_freshness_seconds",
+                "Seconds since the view's newest event.",
+                [
+                    (v.view, None, f"{v.freshness_s:.0f}")
+                    for v in self.views
+                    if v.freshness_s is not None
+                ],
+            ),
         ]
-        out += [
-            f'finfeast_dq_null_rate{{feature_view="{v.view}",feature="{f.feature}"}} {f.null_rate:.6g}'
-            for v in self.views
-            for f in v.features
-        ]
-        out += [
-            "# HELP finfeast_dq_psi Population stability index, current vs baseline window.",
-            "# TYPE finfeast_dq_psi gauge",
-        ]
-        out += [
-            f'finfeast_dq_psi{{feature_view="{v.view}",feature="{f.feature}"}} {f.psi:.6g}'
-            for v in self.views
-            for f in v.features
-            if f.psi is not None
-        ]
-        out += [
-            "# HELP finfeast_dq_drift 1 when PSI is at or above the alert level.",
-            "# TYPE finfeast_dq_drift gauge",
-        ]
-        out += [
-            f'finfeast_dq_drift{{feature_view="{v.view}",feature="{f.feature}"}} {int(f.drift)}'
-            for v in self.views
-            for f in v.features
-        ]
-        out += [
-            "# HELP finfeast_dq_freshness_seconds Seconds since the view's newest event.",
-            "# TYPE finfeast_dq_freshness_seconds gauge",
-        ]
-        out += [
-            f'finfeast_dq_freshness_seconds{{feature_view="{v.view}"}} {v.freshness_s:.0f}'
-            for v in self.views
-            if v.freshness_s is not None
-        ]
+        out: list[str] = []
+        for name, help_text, samples in gauges:
+            out += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+            for view, feature, value in samples:
+                labels = f'feature_view="{view}"' + (f',feature="{feature}"' if feature else "")
+                out.append(f"{name}{{{labels}}} {value}")
         return "\n".join(out) + "\n"
 
     def to_markdown(self) -> str:
