@@ -9,7 +9,7 @@ the tests must all agree on paths and connections. Everything is derived here fr
 |---|---|---|
 | FINFEAST_PROFILE | local | `local` (Parquet + DuckDB, SQLite, file registry) or `prod` (PostgreSQL, Redis, SQL registry) |
 | FINFEAST_WORKDIR | <repo>/var | generated data, stores and reports (git-ignored); one sub-folder per profile |
-| FINFEAST_DATA_DIR | ../shared/data when it exists | the real market-data directory |
+| FINFEAST_DATA_DIR | ../shared/data when it exists | the real market-data directory (`none`: no data directory, as on a fresh clone) |
 | FINFEAST_PROJECT | finfeast | Feast project name (also the Redis key namespace) |
 | FINFEAST_PG_HOST / _PORT / _USER / _PASSWORD / _DB | 127.0.0.1 / 5432 / postgres / "" / finfeast | PostgreSQL (prod) |
 | FINFEAST_PG_SSLMODE | prefer | libpq sslmode for Feast's PostgreSQL connections |
@@ -173,7 +173,12 @@ def load_settings(profile: str | None = None, **overrides: object) -> Settings:
     """Settings from the environment; `profile` (the `--profile` flag) wins over FINFEAST_PROFILE."""
     env = os.environ
     data_dir_raw = env.get("FINFEAST_DATA_DIR", "")
-    data_dir = Path(data_dir_raw).expanduser().resolve() if data_dir_raw else _default_data_dir()
+    if data_dir_raw.strip().lower() == "none":  # run as a fresh clone would, even beside data
+        data_dir = None
+    elif data_dir_raw:
+        data_dir = Path(data_dir_raw).expanduser().resolve()
+    else:
+        data_dir = _default_data_dir()
     values: dict[str, object] = dict(
         profile=profile or env.get("FINFEAST_PROFILE", "local") or "local",
         workdir=Path(env.get("FINFEAST_WORKDIR") or REPO_ROOT / "var").expanduser().resolve(),

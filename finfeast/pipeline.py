@@ -83,6 +83,18 @@ def _sample_training_set(settings: Settings, symbols: list[str]) -> Any:
     return frame[[c for c in frame.columns if c not in labels] + labels]
 
 
+def _packaged_stream_bars(settings: Settings, n: int = 500) -> Any:
+    """Without a data directory there are no intraday files: the stream stage replays the last
+    `n` real daily equity bars that PyPI packages ship (bokeh-sampledata), as stored in `bars`
+    (stamped at their session close)."""
+    from finfeast.offline import open_tables
+
+    cols = ["symbol", "event_timestamp", "open", "high", "low", "close", "volume", "asset_class"]
+    bars = open_tables(settings).read("bars", columns=cols)
+    equities = bars[bars["asset_class"] == "equity"].drop(columns="asset_class")
+    return equities.sort_values(["event_timestamp", "symbol"], kind="stable").tail(n)
+
+
 def _pick_symbols(settings: Settings) -> list[str]:
     from finfeast.offline import open_tables
 
@@ -106,14 +118,18 @@ def run_main_job(settings: Settings, sources: list[str] | None = None, stream: b
     features = report.stage("features", lambda: build_feature_tables(settings))
     report.stage("apply", lambda: apply_repo(settings))
     report.stage("materialize", lambda: materialize(settings))
-    if stream and settings.data_dir is None:
-        report.stages.append(
-            StageResult("stream", "skipped", 0.0, "no data directory: no intraday bars to replay")
-        )
-    elif stream:
+    if stream:
         from stream_jobs.replay import run_short_replay
 
-        report.stage("stream", lambda: run_short_replay(settings), optional=True)
+        replay_bars = None if settings.data_dir is not None else _packaged_stream_bars(settings)
+        if replay_bars is not None and replay_bars.empty:
+            report.stages.append(
+                StageResult("stream", "skipped", 0.0, "no intraday or packaged bars to replay")
+            )
+        else:
+            report.stage(
+                "stream", lambda: run_short_replay(settings, bars=replay_bars), optional=True
+            )
     symbols = _pick_symbols(settings)
     online = report.stage("online sample", lambda: _sample_online(settings, symbols))
     training = report.stage("training set", lambda: _sample_training_set(settings, symbols))

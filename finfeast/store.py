@@ -239,5 +239,8 @@ def _source_exists(source: object, tables: object) -> bool:
     path = getattr(source, "path", None)
     if path is not None and type(source).__name__ == "FileSource":
         return Path(path).exists()
-    table = getattr(source, "table", None) or getattr(source, "name", None)
-    return bool(table) and tables.exists(table)  # type: ignore[attr-defined]
+    # PostgreSQLSource keeps its table behind get_table_query_string(); the source's name is
+    # not the table's (e.g. `listings_source` reads table `listings`).
+    query = getattr(source, "get_table_query_string", None)
+    table = query() if callable(query) else getattr(source, "name", None)
+    return bool(table) and tables.exists(str(table).strip('"'))  # type: ignore[attr-defined]

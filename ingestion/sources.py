@@ -51,6 +51,14 @@ REGISTRY: tuple[SourceDef, ...] = (
         "ODC-PDDL-1.0",
     ),
     SourceDef(
+        "arch_macro",
+        ("macro",),
+        "ingestion.arch_macro",
+        "PyPI arch: data/vix (CBOE VIX close 2014-2019), data/wti (FRED DCOILWTICO); only "
+        "without a data directory",
+        "NCSA (arch package); FRED/EIA public data",
+    ),
+    SourceDef(
         "fx",
         ("fx_rates",),
         "ingestion.fx",

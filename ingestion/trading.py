@@ -23,8 +23,26 @@ from ingestion.timestamps import session_close_utc
 SOURCE = "trading:simulated"
 
 
+def closes_source(ctx: SourceContext) -> str:
+    """Which real closes the simulation trades at: all_stocks_5yr with a data directory, the
+    packaged bokeh-sampledata daily closes (AAPL, GOOG, IBM, MSFT, FB 2000-2013) without one."""
+    return "stocks_5yr" if ctx.has_data_dir else "bokeh-sampledata"
+
+
+def _packaged_closes() -> pd.DataFrame:
+    from importlib.resources import files as package_files
+
+    path = package_files("bokeh_sampledata") / "_data" / "stocks.csv.gz"
+    df = pd.read_csv(path, usecols=["Ticker", "Date", "Close"])
+    df = df.rename(columns={"Ticker": "symbol", "Date": "date", "Close": "close"}).dropna()
+    df["date"] = pd.to_datetime(df["date"]).dt.strftime("%Y-%m-%d")
+    return df[df["close"] > 0]
+
+
 def _closes(ctx: SourceContext):  # noqa: ANN202 - loader for the simulator
     def load() -> pd.DataFrame:
+        if not ctx.has_data_dir:
+            return _packaged_closes()
         path = files.resolve(ctx.data_file(RELATIVE_PATH), ctx.cache_dir / "files")
         types = {"date": pa.string(), "Name": pa.string(), "close": pa.float64()}
         read = files.read_table(path, types, required=("date", "close", "Name"))
@@ -44,7 +62,7 @@ def _read(engine, table: str, order: str) -> pd.DataFrame:  # noqa: ANN001
 
 def extract(ctx: SourceContext) -> list[Batch]:
     url = trading_sim.database_url(ctx.settings)
-    trading_sim.ensure_database(url, _closes(ctx))
+    trading_sim.ensure_database(url, _closes(ctx), closes_source(ctx))
     engine = trading_sim.engine_for(url)
     try:
         acc_raw = _read(engine, "sim_accounts", "account_id")

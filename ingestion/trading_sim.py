@@ -137,26 +137,33 @@ def _positions(txns: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _is_current(engine) -> bool:  # noqa: ANN001
+def _is_current(engine, closes_source: str) -> bool:  # noqa: ANN001
     from sqlalchemy import inspect, text
+    from sqlalchemy.exc import SQLAlchemyError
 
     if not inspect(engine).has_table("sim_meta"):
         return False
-    with engine.connect() as conn:
-        row = conn.execute(text("SELECT seed, version, n_transactions FROM sim_meta")).fetchone()
-    return row is not None and tuple(row) == (SEED, VERSION, N_TRANSACTIONS)
+    query = "SELECT seed, version, n_transactions, closes_source FROM sim_meta"
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(text(query)).fetchone()
+    except SQLAlchemyError:  # a database made before the closes were recorded: make it again
+        return False
+    return row is not None and tuple(row) == (SEED, VERSION, N_TRANSACTIONS, closes_source)
 
 
-def ensure_database(url: str, closes_loader) -> bool:  # noqa: ANN001 - callable -> DataFrame
-    """Create the simulated tables unless the same seed/version is already there; True if made."""
+def ensure_database(url: str, closes_loader, closes_source: str = "stocks_5yr") -> bool:  # noqa: ANN001
+    """Create the simulated tables unless the same seed/version on the same real closes is
+    already there; True if made."""
     engine = engine_for(url)
     try:
-        if _is_current(engine):
+        if _is_current(engine, closes_source):
             return False
         logger.info("trading: generating the SIMULATED trading database (seed {})", SEED)
         tables = simulate(closes_loader())
         meta = pd.DataFrame(
             {"seed": [SEED], "version": [VERSION], "n_transactions": [N_TRANSACTIONS],
+             "closes_source": [closes_source],
              "note": ["SIMULATED accounts and trades at real closing prices"]}
         )  # fmt: skip
         with engine.begin() as conn:

@@ -206,13 +206,17 @@ def produce_market_and_accounts(
 
 
 def run_short_replay(
-    settings: Settings, limit: int = 2000, jobs: tuple[str, ...] = ("market", "accounts")
+    settings: Settings,
+    limit: int = 2000,
+    jobs: tuple[str, ...] = ("market", "accounts"),
+    bars: pd.DataFrame | None = None,
 ) -> StreamSummary:
     """The `finfeast run` stream stage: broker, a short real replay, both jobs until drained.
 
     Uses FINFEAST_KAFKA_BOOTSTRAP when set, otherwise starts the embedded broker for the duration.
-    The first `limit` real minute bars of the replay week are produced (event time preserved),
-    plus simulated account activity at those prices; the Feast repo must have been applied.
+    The first `limit` real minute bars of the replay week (or of `bars`, e.g. the packaged daily
+    bars on a fresh clone without intraday files) are produced (event time preserved), plus
+    simulated account activity at those prices; the Feast repo must have been applied.
     """
     import uuid
     from contextlib import nullcontext
@@ -221,7 +225,9 @@ def run_short_replay(
     from stream_jobs.jobs import JobOptions, run_job
 
     t0 = time.monotonic()
-    bars = load_intraday_bars(settings.data_dir).head(limit)
+    if bars is None:
+        bars = load_intraday_bars(settings.data_dir)
+    bars = bars.head(limit)
     broker_cm = nullcontext(None) if settings.kafka_bootstrap else EmbeddedBroker()
     with broker_cm as broker:
         bootstrap = settings.kafka_bootstrap or broker.bootstrap
