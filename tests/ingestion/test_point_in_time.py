@@ -176,7 +176,9 @@ def test_split_adjusted_rows_are_compared_on_the_as_traded_basis(full_local, dat
 
 
 def _lean_raw(data_dir: Path) -> pd.DataFrame:
-    return pd.read_csv(data_dir / "daily/lean_equity_daily_bars.csv.gz", dtype={"date": str})
+    raw = pd.read_csv(data_dir / "daily/lean_equity_daily_bars.csv.gz", dtype={"date": str})
+    raw["symbol"] = raw["symbol"].str.lower()
+    return raw
 
 
 def test_stamp_audit_bars(full_local, data_dir, cal) -> None:
@@ -208,7 +210,7 @@ def test_stamp_audit_corporate_actions(full_local, cal) -> None:
 
 
 def _next_business_day(day: pd.Timestamp) -> pd.Timestamp:
-    holidays = set(USFederalHolidayCalendar().holidays("1985-01-01", "2030-12-31"))
+    holidays = set(USFederalHolidayCalendar().holidays("1970-01-01", "2030-12-31"))
     d = day + pd.Timedelta(days=1)
     while d.weekday() >= 5 or d in holidays:
         d += pd.Timedelta(days=1)
