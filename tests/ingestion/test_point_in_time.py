@@ -324,3 +324,36 @@ def test_source_switch_guard_catches_the_old_splice(full_local, data_dir) -> Non
     )  # fmt: skip
     assert not unexplained_switches(across_split, actions)[0].any()
     assert unexplained_switches(across_split, None)[0].any()  # without the action: a -86% jump
+
+
+def test_a_later_higher_ranked_source_takes_the_whole_series(data_dir, settings_factory, tmp_path):
+    """Stored all_stocks_5yr AAPL rows, then a LEAN run: the stored rows are removed (purged),
+    so the stored series is still one source; AAL stays all_stocks_5yr's."""
+    from dataclasses import replace
+
+    from conftest import linked_data_dir
+
+    from ingestion import run_ingest
+
+    rel = "daily/all_stocks_5yr.csv.gz"
+    with gzip.open(data_dir / rel, "rt") as fh:
+        lines = fh.read().splitlines()
+    kept = [lines[0]] + [ln for ln in lines[1:] if ln.rsplit(",", 1)[1] in ("AAPL", "AAL")]
+    small = linked_data_dir(
+        data_dir, tmp_path / "d", {rel: gzip.compress(("\n".join(kept) + "\n").encode())}
+    )
+    settings = replace(settings_factory("local", "purge"), data_dir=small)
+    first = run_ingest(settings, sources=["stocks_5yr"], progress=False)
+    n_aapl = sum(1 for ln in kept[1:] if ln.endswith(",AAPL"))
+    assert first.source("stocks_5yr").rows_loaded == len(kept) - 1
+    second = run_ingest(settings, sources=["lean_daily", "lean_actions"], progress=False)
+    assert second.writes["bars"]["purged"] == n_aapl
+    bars = open_tables(settings).read("bars")
+    owner = bars.groupby("symbol")["source"].unique().map(set)
+    assert owner["AAPL"] == {"lean_daily"} and owner["AAL"] == {"stocks_5yr"}
+    # and a later stocks_5yr-only run cannot take AAPL back: its rows are superseded, compared
+    # on the as-traded basis with the stored actions
+    third = run_ingest(settings, sources=["stocks_5yr"], progress=False)
+    assert third.source("stocks_5yr").rules.get("superseded") == n_aapl
+    assert {r["symbol"] for r in third.disagreements} == {"AAPL"}
+    assert set(open_tables(settings).read("bars").groupby("symbol")["source"].nunique()) == {1}
