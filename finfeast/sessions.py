@@ -83,21 +83,3 @@ def next_session_open(instants: pd.Series | pd.DatetimeIndex) -> pd.Series:
     ok = pos < len(opens)
     out[ok] = opens[pos[ok]]
     return pd.Series(out).dt.tz_localize("UTC")
-
-
-def next_session_closes(dates: pd.Series | np.ndarray | list, fmt: str | None = None) -> pd.Series:
-    """For each calendar date, the close (UTC) of the first XNYS session strictly after it: the
-    conservative knowledge time of a value a publisher releases on the next business day."""
-    index = dates.index if isinstance(dates, pd.Series) else None
-    days = _dates(dates, fmt).values.astype("datetime64[D]")
-    valid = ~np.isnat(days)
-    table = schedule()
-    session = table["day"].to_numpy()
-    closes = table["close"].to_numpy(dtype="datetime64[ns]")
-    pos = np.searchsorted(session, days[valid].astype(np.int64), side="right")
-    out = np.full(len(days), np.datetime64("NaT"), dtype="datetime64[ns]")
-    inside = pos < len(session)
-    picked = np.full(int(valid.sum()), np.datetime64("NaT"), dtype="datetime64[ns]")
-    picked[inside] = closes[pos[inside]]
-    out[valid] = picked
-    return pd.Series(out, index=index).dt.tz_localize("UTC")

@@ -6,9 +6,11 @@ fakes data. Settings: ALPHAVANTAGE_SYMBOLS (default "MSFT"), ALPHAVANTAGE_FX (de
 "EUR/USD"), ALPHAVANTAGE_OUTPUTSIZE (compact|full), ALPHAVANTAGE_BASE_URL (tests point it at a local
 server replaying recorded responses), plus the client settings in `alphavantage_client`.
 
-Timestamps: a daily bar is known at the 16:00 New York close; an FX daily bar dated D (in the
-Meta Data time zone, e.g. GMT+8) is known at the end of D in that zone. The FX `rate` is the
-day's close. Bars overlapping a higher-priority source are quarantined as `superseded`.
+Timestamps: a daily bar (TIME_SERIES_DAILY, price basis `as_traded`: the unadjusted series) is
+known at the actual XNYS close of its session (`finfeast.sessions`, early closes included); an
+FX daily bar dated D (in the Meta Data time zone, e.g. GMT+8) is known at the end of D in that
+zone. The FX `rate` is the day's close. A symbol another, higher-priority bar source holds is
+that source's (one source per symbol): these rows are then compared and superseded.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ Provenance: the data files shipped in the PyPI package `arch` (NCSA licence):
 `arch/data/sp500/sp500.csv.gz` and `arch/data/nasdaq/nasdaq.csv.gz` (Yahoo-style columns, dates
 M/D/YYYY). The files are read directly (not through `arch.data.*.load()`, which imports the
 whole package for ~2 s). asset_class "index"; the `Adj Close` column is not used.
+
+Price basis: `as_traded` (index levels have no splits). Knowledge time: the actual XNYS close
+of the session (`finfeast.sessions`, early closes included); a non-session date is quarantined
+as `not_a_session`.
 """
 
 from __future__ import annotations

@@ -6,10 +6,9 @@ Why: a fresh clone has no data directory, yet the market-context features need V
 holidays). With a data directory the `vix_oil` source (full CBOE history, EIA WTI and Brent) loads
 the same series and this one is skipped, so a series never mixes two vendors.
 
-Knowledge time (event_timestamp): VIX close of session D at D's XNYS close + 15 minutes (the CBOE
-index close, early closes included); WTI of date D at the close of the next XNYS session after D
-(EIA publishes daily spot prices on a following business day, so the value is never visible to
-D's own 16:00 close). Missing values ("." placeholders) are quarantined under `required_fields`.
+Knowledge time (event_timestamp): the same rules as `vix_oil` (ingestion.timestamps): VIX close
+of session D at D's XNYS close + 15 minutes; WTI of date D by EIA's publication (the next US
+business day, so never visible to D's own close). Missing values ("." placeholders) are quarantined under `required_fields`.
 """
 
 from __future__ import annotations
@@ -17,17 +16,16 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
-from finfeast import sessions
 from ingestion import files
 from ingestion.arch_indices import arch_data_dir
 from ingestion.batch import Batch
 from ingestion.coerce import to_float
 from ingestion.context import SourceContext
 from ingestion.rules import finite, positive, required
+from ingestion.timestamps import eia_spot_known_utc, vix_close_utc
 
 SOURCE = "arch_macro:arch"
 FILES = {"VIX": ("vix/vix.csv.gz", "vix"), "WTI": ("wti/wti.csv.gz", "DCOILWTICO")}
-VIX_CLOSE_DELAY = pd.Timedelta(minutes=15)
 
 
 def skip_reason(ctx: SourceContext) -> str | None:
@@ -39,8 +37,8 @@ def skip_reason(ctx: SourceContext) -> str | None:
 def knowledge_time(series: str, dates: pd.Series) -> pd.Series:
     """When the value of `series` dated D became public (see the module docstring)."""
     if series == "VIX":
-        return sessions.session_closes(dates, fmt="%m/%d/%Y") + VIX_CLOSE_DELAY
-    return sessions.next_session_closes(dates, fmt="%m/%d/%Y")
+        return vix_close_utc(dates, fmt="%m/%d/%Y")
+    return eia_spot_known_utc(dates, fmt="%m/%d/%Y")
 
 
 def _series(series: str) -> Batch:

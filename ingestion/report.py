@@ -39,6 +39,10 @@ class IngestSummary:
     sources: list[SourceResult]
     report_path: Path | None = None
     writes: dict[str, dict[str, int]] = field(default_factory=dict)
+    # per source: price basis, knowledge-time rule, simulated flag, caveats (ingestion.sources)
+    disclosures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # cross-vendor closes beyond tolerance (also the `vendor_disagreements` table)
+    disagreements: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -62,16 +66,23 @@ class IngestSummary:
                 "quarantined": s.rows_quarantined,
                 "rules": ", ".join(f"{k}={v}" for k, v in sorted(s.rules.items())),
                 "seconds": round(s.seconds, 2),
-                "note": s.error or "",
+                "note": s.error or self._caveat(s.name),
             }
             for s in self.sources
         ]
 
+    def _caveat(self, name: str) -> str:
+        d = self.disclosures.get(name, {})
+        if d.get("simulated"):
+            return "SIMULATED data"
+        return "; ".join(str(n) for n in d.get("caveats", ()))[:160]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "status": self.status,
-            "sources": [asdict(s) for s in self.sources],
+            "sources": [{**asdict(s), **self.disclosures.get(s.name, {})} for s in self.sources],
             "writes": self.writes,
+            "vendor_disagreements": self.disagreements,
         }
 
     def __str__(self) -> str:
@@ -79,6 +90,8 @@ class IngestSummary:
         quarantined = sum(s.rows_quarantined for s in self.sources)
         failed = [s.name for s in self.sources if s.status == "failed"]
         text = f"{self.status}: {loaded:,} rows loaded, {quarantined:,} quarantined"
+        if self.disagreements:
+            text += f", {len(self.disagreements)} vendor disagreements"
         return text + (f"; failed: {', '.join(failed)}" if failed else "")
 
 

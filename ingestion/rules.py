@@ -20,6 +20,8 @@ DUPLICATE_KEY = "duplicate_key"
 TIME_NOT_INCREASING = "time_not_increasing"
 SUPERSEDED = "superseded"
 MALFORMED_ROW = "malformed_row"
+NOT_A_SESSION = "not_a_session"  # a daily row dated on a day the exchange did not trade
+SOURCE_SWITCH = "source_switch_unexplained"  # a series changes vendor/basis with a jump
 
 
 def required(columns: Sequence[str]) -> NamedRule:
@@ -68,14 +70,22 @@ def non_negative(column: str, name: str) -> NamedRule:
 
 
 def bar_rules() -> list[NamedRule]:
-    """The rules of the `bars` table (prices > 0, OHLC consistent, volume >= 0)."""
+    """The rules of the `bars` table: fields present, the date an XNYS session, prices > 0, OHLC
+    consistent, volume >= 0. Expects a `trade_date` column (the parsed date) next to the
+    session-close `event_timestamp` (NaT for a date that is no session)."""
     prices = ["open", "high", "low", "close"]
     return [
-        required(["symbol", "event_timestamp", *prices, "volume"]),
+        required(["symbol", "trade_date", *prices, "volume"]),
+        session_date(),
         positive(prices),
         *ohlc(),
         non_negative("volume", "negative_volume"),
     ]
+
+
+def session_date(column: str = "event_timestamp") -> NamedRule:
+    """The row's date parsed but has no session stamp: it is no session of the exchange."""
+    return (NOT_A_SESSION, lambda df: df[column].isna().to_numpy())
 
 
 def in_set(column: str, allowed: set[str], name: str) -> NamedRule:

@@ -85,9 +85,45 @@ BARS = TableSpec(
         ("close", "float64"),
         ("volume", "float64"),
         ("asset_class", "str"),
+        ("price_basis", "str"),  # as_traded | split_adjusted_as_of:YYYY-MM-DD
         *_META,
     ),
     entity=("symbol",),
+)
+CORPORATE_ACTIONS = TableSpec(
+    "corporate_actions",
+    key=("symbol", "ex_date"),
+    columns=(
+        ("symbol", "str"),
+        ("ex_date", "ts"),  # UTC midnight of the ex-date
+        ("event_timestamp", "ts"),  # knowledge time: the ex-date's XNYS session open
+        ("split_ratio", "float64"),  # new shares per old: 7.0 for 7:1, 0.05 for 1:20
+        ("cash_dividend", "float64"),  # USD per share, as-traded basis of the ex-date
+        ("split_price_factor", "float64"),  # 1 / split_ratio
+        ("dividend_price_factor", "float64"),  # 1 - dividend / previous close
+        *_META,
+    ),
+    entity=("symbol",),
+)
+VENDOR_DISAGREEMENTS = TableSpec(
+    "vendor_disagreements",
+    key=("symbol", "event_timestamp", "loser_source"),
+    columns=(
+        ("symbol", "str"),
+        ("event_timestamp", "ts"),
+        ("field", "str"),
+        ("winner_source", "str"),
+        ("winner_basis", "str"),
+        ("winner_value", "float64"),
+        ("loser_source", "str"),
+        ("loser_basis", "str"),
+        ("loser_value", "float64"),  # as the loser delivered it (its own basis)
+        ("loser_value_as_winner_basis", "float64"),  # converted with the corporate actions
+        ("rel_diff", "float64"),  # |converted / winner - 1|
+        ("tolerance", "float64"),
+        ("ingested_at", "ts"),
+    ),
+    time_column=None,
 )
 MACRO = TableSpec(
     "macro",
@@ -180,7 +216,18 @@ QUARANTINE = TableSpec(
 
 TABLES: dict[str, TableSpec] = {
     t.name: t
-    for t in (BARS, MACRO, FX_RATES, LISTINGS, ACCOUNTS, TRANSACTIONS, POSITIONS, QUARANTINE)
+    for t in (
+        CORPORATE_ACTIONS,  # before bars: the bars priority converts bases with the actions
+        BARS,
+        MACRO,
+        FX_RATES,
+        LISTINGS,
+        ACCOUNTS,
+        TRANSACTIONS,
+        POSITIONS,
+        VENDOR_DISAGREEMENTS,
+        QUARANTINE,
+    )
 }
 
 

@@ -21,9 +21,11 @@ import pytest
 from finfeast.config import Settings
 
 ALL_SOURCES = [
+    "lean_daily",
+    "lean_actions",
     "stocks_5yr",
     "arch_indices",
-    "lean_daily",
+    "bokeh_daily",
     "vix_oil",
     "fx",
     "listings",

@@ -1,5 +1,6 @@
 """arch_indices and lean_daily: every row accounted for, symbols and asset classes as documented,
-the overlap with stocks_5yr resolved by source priority (superseded rows quarantined)."""
+the overlap with stocks_5yr resolved per symbol (LEAN owns its 12 symbols; the other copy is
+quarantined as superseded)."""
 
 from __future__ import annotations
 
@@ -50,25 +51,31 @@ def test_lean_symbols_and_asset_classes(full_local, data_dir: Path) -> None:
     assert set(classes[~classes.index.isin(ETFS)]) == {"equity"}
 
 
-def test_overlap_with_stocks_5yr_is_superseded_not_lost(full_local, data_dir: Path) -> None:
+def test_lean_owns_its_symbols_and_the_overlap_is_superseded_not_lost(
+    full_local, data_dir: Path
+) -> None:
+    """One source per symbol: every valid all_stocks_5yr row of a LEAN symbol (AAPL, AIG, BAC,
+    IBM, GOOG, GOOGL) is quarantined as `superseded` by lean_daily, whatever its date; LEAN
+    loads every one of its rows."""
     settings, summary = full_local
     lean = _lean_rows(data_dir)
     with gzip.open(data_dir / "daily" / "all_stocks_5yr.csv.gz", "rt") as fh:
         stocks = pd.read_csv(fh, usecols=["date", "Name"])
     bad = set(independent_defects(data_dir / "daily" / "all_stocks_5yr.csv.gz"))
-    loaded_5yr = {k for k in zip(stocks["date"], stocks["Name"], strict=True) if k not in bad}
-    overlap = {
-        k for k in zip(lean["date"], lean["symbol"].str.upper(), strict=True) if k in loaded_5yr
-    }
+    lean_symbols = set(lean["symbol"].str.upper())
+    expected = {
+        k for k in zip(stocks["date"], stocks["Name"], strict=True)
+        if k not in bad and k[1] in lean_symbols
+    }  # fmt: skip
     src = summary.source("lean_daily")
-    assert len(overlap) > 5000  # AAPL, AIG, BAC, IBM, GOOG, GOOGL over 2013-2018
-    assert src.rules == {"superseded": len(overlap)}
-    assert src.rows_loaded + src.rows_quarantined == src.rows_read == len(lean)
+    assert len(expected) > 5000
+    assert src.rules == {} and src.rows_loaded == src.rows_read == len(lean)
     q = open_tables(settings).read("quarantine")
-    sup = q[(q["source"] == "lean_daily") & (q["rule"] == "superseded")]
-    assert set(sup["detail"]) == {"superseded by stocks_5yr"}
-    keys = {(json.loads(r)["date"], json.loads(r)["symbol"]) for r in sup["row"]}
-    assert keys == overlap
+    sup = q[(q["source"] == "stocks_5yr") & (q["rule"] == "superseded")]
+    assert {json.loads(d)["superseded_by"] for d in sup["detail"]} == {"lean_daily"}
+    keys = {(json.loads(r)["date"], json.loads(r)["Name"]) for r in sup["row"]}
+    assert keys == expected
+    assert summary.source("stocks_5yr").rules["superseded"] == len(expected)
 
 
 def test_zero_volume_days_load(full_local, data_dir: Path) -> None:
@@ -77,9 +84,6 @@ def test_zero_volume_days_load(full_local, data_dir: Path) -> None:
     zero = lean[lean["volume"] == 0]
     assert len(zero) == 26
     bars = open_tables(settings).read("bars", columns=["symbol", "volume", "source"])
-    # every zero-volume LEAN day is in bars, from LEAN or from the higher-priority stocks_5yr copy
+    # every zero-volume LEAN day is in bars (LEAN owns its symbols' whole series)
     lean_zero = bars[(bars["source"] == "lean_daily") & (bars["volume"] == 0)]
-    q = open_tables(settings).read("quarantine")
-    sup = q[(q["source"] == "lean_daily") & q["row"].str.contains('"volume": ?0.0', regex=True)]
-    assert len(lean_zero) + len(sup) == len(zero)
-    assert len(lean_zero) > 0
+    assert len(lean_zero) == len(zero)

@@ -25,7 +25,7 @@ def test_ecb_rates_match_the_published_reference_rates(full_local, data_dir: Pat
     fx = _rates(settings)
     day = fx[
         (fx["source"] == "fx:ecb")
-        & (fx["event_timestamp"] == pd.Timestamp("2024-07-12 14:00", tz="UTC"))
+        & (fx["event_timestamp"] == pd.Timestamp("2024-07-12 15:00", tz="UTC"))  # 17:00 CEST
     ]
     got = dict(zip(day["quote"], day["rate"], strict=True))
     assert set(day["base"]) == {"EUR"}
@@ -44,13 +44,16 @@ def test_monthly_file_is_foreign_units_per_usd(full_local) -> None:
     fx = _rates(settings)
     monthly = fx[fx["source"] == "fx:fred_h10_monthly"]
     assert set(monthly["base"]) == {"USD"}
-    known = pd.Timestamp("2024-02-01", tz="UTC")  # the January average is known once January ends
+    # the January average comes out in the G.5 of February 1 (Thursday): 17:00 New York
+    known = pd.Timestamp("2024-02-01 22:00", tz="UTC")
     row = monthly[monthly["event_timestamp"] == known].set_index("quote")["rate"]
     assert row["EUR"] == 0.9175
     assert row["GBP"] == 0.7873
     # consistent direction with the ECB: EURUSD ~ 1 / (EUR per USD)
     ecb = fx[(fx["source"] == "fx:ecb") & (fx["quote"] == "USD")]
-    jan = ecb[(ecb["event_timestamp"] >= "2024-01-01") & (ecb["event_timestamp"] < known)]["rate"]
+    jan = ecb[(ecb["event_timestamp"] >= "2024-01-01") & (ecb["event_timestamp"] < "2024-02-01")][
+        "rate"
+    ]
     assert abs(jan.mean() - 1 / row["EUR"]) < 0.01
 
 

@@ -31,11 +31,12 @@ def test_fills_are_real_closing_prices(full_local, data_dir: Path) -> None:
     txn = open_tables(settings).read("transactions")
     with gzip.open(data_dir / "daily/all_stocks_5yr.csv.gz", "rt") as fh:
         real = pd.read_csv(fh, usecols=["date", "close", "Name"])
-    real["event_timestamp"] = (
-        (pd.to_datetime(real["date"]) + pd.Timedelta(hours=16))
-        .dt.tz_localize("America/New_York")
-        .dt.tz_convert("UTC")
-    )
+    import exchange_calendars as xcals
+
+    # each fill at its session's actual close (13:00 New York on early-close days)
+    closes = xcals.get_calendar("XNYS", start="2013-01-01").schedule["close"]
+    closes.index = closes.index.strftime("%Y-%m-%d")
+    real["event_timestamp"] = closes.reindex(real["date"]).to_numpy()
     joined = txn.merge(
         real.rename(columns={"Name": "symbol"}), on=["symbol", "event_timestamp"], how="left"
     )

@@ -15,7 +15,9 @@ NOW = pd.Timestamp("2024-01-01", tz="UTC")
 def bars(rows: list[tuple]) -> Batch:
     frame = pd.DataFrame(rows, columns=["symbol", "day", "open", "high", "low", "close", "volume"])
     frame["event_timestamp"] = pd.to_datetime(frame["day"]).dt.tz_localize("UTC")
+    frame["trade_date"] = pd.to_datetime(frame["day"])
     frame["asset_class"] = "equity"
+    frame["price_basis"] = "as_traded"
     raw = frame[["symbol", "day", "open", "high", "low", "close", "volume"]].copy()
     return Batch("bars", frame.drop(columns="day"), raw, bar_rules())
 
