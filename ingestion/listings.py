@@ -167,12 +167,10 @@ def _snapshots(ctx: SourceContext) -> list[tuple[str, pd.Timestamp, Path]]:
         return [("constituents.csv", SP500_SNAPSHOT, path)]
     idx = pd.read_csv(index, dtype=str)
     known = np.maximum(
-        pd.to_datetime(idx["author_date"], utc=True), pd.to_datetime(idx["committer_date"], utc=True)
+        pd.to_datetime(idx["author_date"], utc=True),
+        pd.to_datetime(idx["committer_date"], utc=True),
     )
-    out = [
-        (Path(f).name, t, index.parent / f)
-        for f, t in zip(idx["file"], known, strict=True)
-    ]
+    out = [(Path(f).name, t, index.parent / f) for f, t in zip(idx["file"], known, strict=True)]
     return sorted(out, key=lambda s: s[1])  # stable: same-time snapshots keep index order
 
 
