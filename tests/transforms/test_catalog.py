@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from catalog_inputs import SYMBOLS, daily_bars, minute_bars
+from catalog_inputs import SYMBOLS, daily_bars
 from scipy.stats import skew
 
 from transforms import InvalidBarsError, catalog, compute_features
