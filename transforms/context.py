@@ -49,7 +49,7 @@ MIN_SECTOR_MEMBERS = 3
 MACRO_TOLERANCE = pd.Timedelta(days=5)
 SOURCE_TABLES: tuple[str, ...] = ("bars", "macro", "fx_rates", "listings")
 FAMILY = "market_context"
-FAMILY_VERSION = 2  # 2: sectors as known at t (constituents history), S&P 500 membership
+
 _SECTOR_CONV = f"sector known at the bar (as-of listings), >= {MIN_SECTOR_MEMBERS} members"
 
 # name -> (description, convention): the catalog builds FeatureSpecs from this table.
