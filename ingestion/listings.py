@@ -58,6 +58,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from finfeast.errors import FinfeastError
 from ingestion import files
 from ingestion.batch import Batch
 from ingestion.coerce import to_str
@@ -141,17 +142,22 @@ def _read(ctx: SourceContext, rel: str, cols: tuple[str, ...]) -> files.FileRead
 def _read_snapshot(path: Path) -> pd.DataFrame:
     """One constituents CSV (plain or gzip) as strings in table columns, tolerant of the ragged
     rows of early snapshots (short rows padded, extra trailing fields ignored)."""
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+        raise FinfeastError(f"{path}: unreadable constituents snapshot ({exc})") from exc
+    if not rows:
+        raise FinfeastError(f"{path}: empty constituents snapshot")
     header = [h.strip() for h in rows[0]]
     width = len(header)
     body = [(r + [""] * width)[:width] for r in rows[1:] if any(c.strip() for c in r)]
     frame = pd.DataFrame(body, columns=header, dtype=object)
     keep = {h: _COLUMNS[h] for h in header if h in _COLUMNS}
     if "Symbol" not in keep:
-        raise ValueError(f"{path}: no Symbol column in header {header}")
+        raise FinfeastError(f"{path}: no Symbol column in header {header}")
     out = frame[list(keep)].rename(columns=keep)
     for col in ("symbol", *_SP_ATTRS):
         if col not in out:

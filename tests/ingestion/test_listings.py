@@ -125,3 +125,20 @@ def test_trailer_test_issues_and_bad_symbols_are_quarantined(ingested) -> None:
     bad = [json.loads(r) for r in q.loc[q["rule"] == "symbol_format", "row"]]
     assert [b["symbol"] for b in bad] == ["American Airlines Group"]
     assert src.rows_loaded + src.rows_quarantined == src.rows_read
+
+
+def test_a_corrupt_snapshot_fails_the_source_with_its_name(data_dir, tmp_path, settings_factory):
+    from dataclasses import replace
+
+    from conftest import linked_data_dir
+
+    from ingestion import run_ingest
+
+    name = "snapshots/2015-09-22_1dfe5d0908a8.csv.gz"
+    broken = linked_data_dir(
+        data_dir, tmp_path / "d", {f"{HIST.as_posix()}/{name}": b"\x1f\x8bnot gzip"}
+    )
+    settings = replace(settings_factory("local", "listings_broken"), data_dir=broken)
+    summary = run_ingest(settings, sources=["listings"], progress=False)
+    src = summary.source("listings")
+    assert src.status == "failed" and "2015-09-22_1dfe5d0908a8" in src.error
