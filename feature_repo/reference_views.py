@@ -1,9 +1,12 @@
 """Reference data: the `listings` feature view (symbol attributes from `ingestion`'s listings).
 
-Name, GICS sector and sub-industry, exchange, ETF flag and S&P 500 date added, keyed by the
-`symbol` entity. The table holds a current snapshot stamped at its snapshot time, so historical
-(point-in-time) joins before that time correctly see nothing; online serving returns today's
-attributes. No TTL: a listing stays valid until the next snapshot replaces it.
+Name, GICS sector and sub-industry, exchange, ETF flag, S&P 500 date added and S&P 500
+membership, keyed by the `symbol` entity. The table holds point-in-time change rows built from
+the S&P 500 constituents history (one row when a symbol enters or leaves the list or an
+attribute changes, stamped at the snapshot's commit time; see ingestion/listings.py), so
+`get_historical_features` at t returns the sector and membership known at t (GOOGL in 2015:
+Information Technology) and nothing before the first snapshot (2012-12-27); online serving
+returns the latest row. No TTL: a listing stays valid until a later row replaces it.
 Local profile: the Parquet table under FINFEAST_OFFLINE_DIR; prod: the PostgreSQL table.
 """
 
@@ -19,7 +22,10 @@ _OFFLINE_DIR = os.environ.get("FINFEAST_OFFLINE_DIR", "var/local/offline")
 
 
 def _listings_source():
-    description = "S&P 500 constituents + NASDAQ listings (ingestion source `listings`)."
+    description = (
+        "Point-in-time S&P 500 constituents history + NASDAQ listings (ingestion source "
+        "`listings`)."
+    )
     if _PROFILE == "prod":
         from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import (
             PostgreSQLSource,
@@ -54,9 +60,14 @@ listings = FeatureView(
         Field(name="exchange", dtype=String, description="NASDAQ when NASDAQ-listed"),
         Field(name="is_etf", dtype=Bool, description="NASDAQ ETF flag"),
         Field(name="date_added", dtype=String, description="ISO date added to the S&P 500"),
+        Field(
+            name="in_sp500",
+            dtype=Bool,
+            description="listed in the latest S&P 500 constituents snapshot known at the time",
+        ),
     ],
     source=listings_source,
     online=True,
-    description="Symbol reference attributes (current snapshot; see docs/ingestion.md).",
+    description="Symbol reference attributes as known at each time (constituents history).",
     tags={"kind": "reference", "source_table": "listings"},
 )

@@ -145,7 +145,7 @@ FX_RATES = TableSpec(
 )
 LISTINGS = TableSpec(
     "listings",
-    key=("symbol",),
+    key=("symbol", "event_timestamp"),  # point-in-time change rows (ingestion/listings.py)
     columns=(
         ("symbol", "str"),
         ("name", "str"),
@@ -154,10 +154,12 @@ LISTINGS = TableSpec(
         ("exchange", "str"),
         ("is_etf", "bool"),
         ("date_added", "str"),  # ISO date YYYY-MM-DD (S&P 500 members)
+        ("in_sp500", "bool"),  # listed in the latest S&P 500 snapshot known at event_timestamp
         ("event_timestamp", "ts"),
         *_META,
     ),
     nullable=("sector", "sub_industry", "exchange", "date_added"),
+    entity=("symbol",),
 )
 ACCOUNTS = TableSpec(
     "accounts",

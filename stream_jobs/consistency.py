@@ -99,9 +99,10 @@ def compare(
 
 
 def batch_features(bars: pd.DataFrame) -> pd.DataFrame:
+    from stream_jobs.views import BAR_FREQUENCY
     from transforms import compute_features
 
-    return compute_features(bars)
+    return compute_features(bars, bar_frequency=BAR_FREQUENCY)
 
 
 def check_consistency(

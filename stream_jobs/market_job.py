@@ -31,9 +31,10 @@ ANOMALY_NAMES = [name for name, _ in ANOMALY_FEATURES]
 
 def _default_operator_factory() -> Callable[[], Any]:
     """One catalog state holder per partition: a partition's symbols can be dropped together."""
+    from stream_jobs.views import BAR_FREQUENCY
     from transforms import OnlineFeatures
 
-    return lambda: OnlineFeatures(capacity=16)
+    return lambda: OnlineFeatures(capacity=16, bar_frequency=BAR_FREQUENCY)
 
 
 class MarketProcessor:

@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MARKET_VIEW = "stream_market"
+# The market stream's bars are one-minute bars: its catalog features are annualised and its
+# vwap_session restricted to the regular session for that frequency (transforms/frequency.py).
+BAR_FREQUENCY = "1min"
 TICK_VIEW = "stream_trade_tick"
 ACCOUNT_VIEW = "stream_account"
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from transforms import catalog
+from transforms import catalog, frequency
 from transforms.engine import (
     FLOAT_NAMES,
     KERNEL_FAMILIES,
@@ -69,14 +69,19 @@ def feature_frame(
     return pd.concat(parts, axis=1, copy=False)
 
 
-def compute_features(bars: pd.DataFrame, families: Sequence[str] | None = None) -> pd.DataFrame:
+def compute_features(
+    bars: pd.DataFrame,
+    families: Sequence[str] | None = None,
+    bar_frequency: frequency.BarFrequency | str | int | None = None,
+) -> pd.DataFrame:
     """Every bar-only feature of every bar.
 
     Input: `symbol, event_timestamp, open, high, low, close, volume` (any row order, many
     symbols). Output: one row per input row, sorted by (symbol, event_timestamp), columns
     `symbol, event_timestamp` + the bar features in catalog order (float64; calendar int64);
     warm-up values are NaN. `families` restricts the output to some bar families (benchmarks,
-    partial rebuilds). Raises InvalidBarsError on unusable bars or duplicate (symbol, time) pairs.
+    partial rebuilds). `bar_frequency` ("1d" default, "1min", ...): annualisation and the
+    regular-session test of `vwap_session` (transforms/frequency.py, families/calendar.py). Raises InvalidBarsError on unusable bars or duplicate (symbol, time) pairs.
     """
     check_columns(bars)
     raise_on_problems(bars)
@@ -93,7 +98,8 @@ def compute_features(bars: pd.DataFrame, families: Sequence[str] | None = None) 
             f"{symbols[codes[first]]} {pd.Timestamp(ts[first], tz='UTC')}"
         )
     sorted_stamps = stamps.iloc[order]
-    session = calendar.local_days(sorted_stamps)
+    freq = frequency.bar_frequency(bar_frequency)
+    session = calendar.session_codes(sorted_stamps, freq.intraday)
     prices = [bars[col].to_numpy(dtype=np.float64)[order] for col in PRICE_FIELDS]
 
     wanted = (*KERNEL_FAMILIES, "calendar") if families is None else tuple(families)
@@ -103,6 +109,7 @@ def compute_features(bars: pd.DataFrame, families: Sequence[str] | None = None) 
     state = np.zeros((len(symbols), STATE_SLOTS))
     last_ts = np.full(len(symbols), NO_TIME, dtype=np.int64)
     run_rows(state, last_ts, codes.astype(np.int64), ts, *prices, session, out, mask)
+    frequency.annualise(out, freq)
 
     keep = [j for j, name in enumerate(FLOAT_NAMES) if catalog.family_of(name) in wanted]
     contiguous = bool(keep) and keep == list(range(keep[0], keep[-1] + 1))

@@ -52,7 +52,7 @@ ADOSC = (3, 10)
 VOLUME_STATS_WINDOW = 20  # dollar_vol_20, vol_z_20
 LR_STAT_WINDOWS = (10, 20, 60)
 CLOSE_Z_WINDOWS = (20, 50, 200)
-TRADING_DAYS = 252  # annualisation of volatilities
+TRADING_DAYS = 252  # annualisation of volatilities (daily bars; see transforms/frequency.py)
 
 Dtype = Literal["float64", "int64"]
 Kind = Literal["bar", "context"]
@@ -255,7 +255,10 @@ _OSCILLATORS = (
 
 # --- volatility ------------------------------------------------------------------------------------
 _f = _spec("volatility")
-_ANN = f"annualised with sqrt({TRADING_DAYS})"
+_ANN = (
+    f"annualised with sqrt(periods per year): sqrt({TRADING_DAYS}) for daily bars, "
+    f"sqrt({TRADING_DAYS} x bars per 6.5 h session) for intraday bars (390 for 1-minute bars)"
+)
 _BB_CONV = (
     "middle = SMA 20, bands = middle +/- 2 population std (ddof=0) of the last 20 closes, "
     "running sums in TA-Lib's order; matches TA-Lib BBANDS"
@@ -402,9 +405,11 @@ _VOLUME_STATS = (
     ),
     _f(
         "vwap_session",
-        "session-anchored VWAP (resets at each New York trading date)",
-        "sum(tp * volume) / sum(volume) over the bars of the bar's America/New_York date so far; "
-        "for daily bars this is the bar's typical price; null if no volume yet",
+        "regular-session VWAP (09:30 to the XNYS close, early closes included)",
+        "sum(tp * volume) / sum(volume) over the regular-session bars of the bar's XNYS session "
+        "so far (a bar is in the session when its end lies in (open, close]); extended-hours "
+        "bars neither enter nor reset it and get null; for daily bars this is the bar's typical "
+        "price; null if no volume yet",
     ),
     _f(
         f"dollar_vol_{VOLUME_STATS_WINDOW}",
@@ -492,7 +497,7 @@ _INTERACTIONS = (
 # --- calendar --------------------------------------------------------------------------------------
 _f = _spec("calendar", "int64")
 _LOCAL = "of the bar's America/New_York date"
-_WEEKDAYS = "weekdays (Mon-Fri; exchange holidays are not known from the timestamp alone)"
+_SESSIONS = "XNYS sessions (exchange-calendars via finfeast.sessions; holidays published ahead)"
 _CALENDAR = (
     _f("day_of_week", f"day of week {_LOCAL}", "Monday=0 .. Sunday=6"),
     _f("day_of_month", f"day of month {_LOCAL}", "1..31"),
@@ -500,15 +505,30 @@ _CALENDAR = (
     _f("week_of_year", f"ISO week number {_LOCAL}", "ISO 8601, 1..53"),
     _f("month", f"month {_LOCAL}", "1..12"),
     _f("quarter", f"quarter {_LOCAL}", "1..4"),
-    _f("is_month_start", "first weekday of the month", f"1 if no earlier {_WEEKDAYS} in the month"),
-    _f("is_month_end", "last weekday of the month", f"1 if no later {_WEEKDAYS} in the month"),
-    _f("is_quarter_end", "last weekday of a quarter", "is_month_end and month in (3, 6, 9, 12)"),
-    _f("is_year_end", "last weekday of the year", "is_month_end and month == 12"),
+    _f(
+        "is_month_start",
+        "first session of the month",
+        f"1 if the date is a session and no earlier {_SESSIONS} fall in its month",
+    ),
+    _f(
+        "is_month_end",
+        "last session of the month",
+        f"1 if the date is a session and no later {_SESSIONS} fall in its month",
+    ),
+    _f("is_quarter_end", "last session of a quarter", "is_month_end and month in (3, 6, 9, 12)"),
+    _f("is_year_end", "last session of the year", "is_month_end and month == 12"),
     _f(
         "bdays_to_month_end",
-        "weekdays left in the month after this date",
-        f"count of later {_WEEKDAYS} in the month; 0 on the last one",
+        "sessions left in the month after this date",
+        f"count of later {_SESSIONS} in the month; 0 on the last one; -1 outside the published "
+        "schedule (before 1990 or beyond about a year ahead)",
     ),
+)
+
+# Features stated as annualised (transforms/frequency.py rescales them to a frame's bar frequency)
+ANNUALISED: tuple[str, ...] = (
+    *(f"rv_{n}" for n in RV_WINDOWS),
+    *(f"{p}_{RANGE_VOL_WINDOW}" for p in ("parkinson", "garman_klass", "rogers_satchell")),
 )
 
 _BAR_SOURCES = ("bars",)
@@ -536,7 +556,7 @@ _BAR_FAMILY_ROWS: tuple[tuple[str, str, tuple[FeatureSpec, ...]], ...] = (
     ),
     (
         "calendar",
-        "Calendar attributes of the bar's exchange-local date (timestamp only).",
+        "Calendar attributes of the bar's exchange-local date and the XNYS session calendar.",
         _CALENDAR,
     ),
 )

@@ -21,9 +21,15 @@ Conventions (all float64, warm-up and missing inputs are null, never 0):
 - returns are simple: close[t] / close[t-n] - 1 over the symbol's own previous n bars;
 - `beta_spx_60`, `corr_spx_60`: sample covariance / variance (ddof=1) of 1-bar returns of the
   symbol and ^GSPC over the symbol's last 60 bars; null unless all 60 pairs exist;
-- sector means are equal-weight over the sector's symbols with a return that session (the symbol
-  itself included), null with fewer than `MIN_SECTOR_MEMBERS`; the sector is today's GICS sector
-  from `listings` (a static attribute: historical reclassifications are not tracked);
+- sector means are equal-weight over the symbols whose sector known at that session is the
+  same (the symbol itself included), null with fewer than `MIN_SECTOR_MEMBERS`. The sector of a
+  bar is the GICS sector of the latest `listings` row of its symbol at or before the bar
+  (point-in-time change rows built from the S&P 500 constituents history, see
+  ingestion/listings.py): GOOGL in 2015 is "Information Technology", not today's "Communication
+  Services", and symbols that left the index (FB, TWX) keep the sector last published;
+- `in_sp500`: 1 if the symbol is in the latest constituents snapshot known at the bar, 0 if it
+  is not (an index, ETF or non-member), null before the first snapshot (2012-12-27T20:17:58Z) or
+  without a listings table with membership: never a guess;
 - FX pairs are read direct, inverted, or crossed through EUR on identical timestamps, whichever
   series has most observations (per construction, the source with most rows).
 """
@@ -43,6 +49,8 @@ MIN_SECTOR_MEMBERS = 3
 MACRO_TOLERANCE = pd.Timedelta(days=5)
 SOURCE_TABLES: tuple[str, ...] = ("bars", "macro", "fx_rates", "listings")
 FAMILY = "market_context"
+
+_SECTOR_CONV = f"sector known at the bar (as-of listings), >= {MIN_SECTOR_MEMBERS} members"
 
 # name -> (description, convention): the catalog builds FeatureSpecs from this table.
 CONTEXT_FEATURES: dict[str, tuple[str, str]] = {
@@ -68,11 +76,16 @@ CONTEXT_FEATURES: dict[str, tuple[str, str]] = {
     ),
     "ret_rel_sector_1": (
         "1-bar return minus the equal-weight mean of its GICS sector that session",
-        f"sector from listings, >= {MIN_SECTOR_MEMBERS} members",
+        _SECTOR_CONV,
     ),
     "ret_rel_sector_20": (
         "20-bar return minus the sector's mean 20-bar return that session",
-        f"sector from listings, >= {MIN_SECTOR_MEMBERS} members",
+        _SECTOR_CONV,
+    ),
+    "in_sp500": (
+        "S&P 500 membership as known at the bar: 1 listed, 0 not listed",
+        "latest constituents snapshot at or before the bar (its commit time); null before the "
+        "first snapshot 2012-12-27 and without listings",
     ),
     "vix": ("CBOE VIX level, latest value known at the bar", "as-of join, max age 5 days"),
     "vix_chg_1": (
@@ -121,7 +134,8 @@ class MarketContext:
     """Market-wide inputs of the context family, built once and joined per symbol."""
 
     index_returns: pd.DataFrame  # event_timestamp, spx_ret_1, spx_ret_5, spx_ret_20
-    sector_of: dict[str, str]  # symbol -> GICS sector
+    listings: pd.DataFrame | None  # on (int64 ns), symbol, sector, in_sp500: sorted by `on`
+    membership_from: int | None  # ns of the first snapshot listing anyone (None: unknown)
     sector_means: pd.DataFrame  # sector, event_timestamp, sector_ret_1, sector_ret_20
     series: dict[str, pd.DataFrame] = field(default_factory=dict)  # name -> event_timestamp + cols
 
@@ -211,6 +225,59 @@ def _fx_pair(
     return max(candidates, key=len) if candidates else None
 
 
+def _listing_states(listings: pd.DataFrame | None) -> tuple[pd.DataFrame | None, int | None]:
+    """The listings rows as as-of join input: `on` (int64 UTC ns of event_timestamp), symbol,
+    sector (blank -> null), in_sp500 (float 1/0, null when the table has no membership), sorted
+    by time; plus the knowledge time of the first snapshot that lists any member."""
+    if listings is None or not {"symbol", "sector"} <= set(listings.columns) or not len(listings):
+        return None, None
+    if "event_timestamp" not in listings.columns:
+        raise FinfeastError(
+            "context features: listings lack event_timestamp (a listing is known from its "
+            "snapshot time; see ingestion/listings.py)"
+        )
+    sector = listings["sector"].astype(object)
+    sector = sector.where(sector.notna() & (sector.astype(str).str.strip() != ""), None)
+    if "in_sp500" in listings.columns:
+        member = listings["in_sp500"].astype("float64").to_numpy()
+    else:
+        member = np.full(len(listings), np.nan)
+    pit = pd.DataFrame(
+        {
+            "on": _ns(listings["event_timestamp"]),
+            "symbol": listings["symbol"].astype(str).to_numpy(),
+            "sector": sector.to_numpy(),
+            "in_sp500": member,
+        }
+    )
+    pit = pit.sort_values("on", kind="stable").reset_index(drop=True)
+    listed = pit["on"][pit["in_sp500"] == 1.0]
+    return pit, (int(listed.min()) if len(listed) else None)
+
+
+def _asof_listing(
+    sb: pd.DataFrame, pit: pd.DataFrame | None, membership_from: int | None
+) -> pd.DataFrame:
+    """Per bar (rows of `sb`, same order): the sector and in_sp500 of its symbol's latest listings
+    row at or before the bar (exact time allowed). A bar at or after the first snapshot whose
+    symbol has no row yet is not a member (0): the snapshots are complete lists."""
+    n = len(sb)
+    if pit is None or not n:
+        return pd.DataFrame({"sector": np.full(n, None, dtype=object), "in_sp500": np.nan})
+    left = pd.DataFrame(
+        {"on": _ns(sb["event_timestamp"]), "symbol": sb["symbol"].astype(str).to_numpy()}
+    )
+    left["_row"] = np.arange(n)
+    left = left.sort_values("on", kind="stable")
+    got = pd.merge_asof(left, pit, on="on", by="symbol", direction="backward")
+    got = got.sort_values("_row", kind="stable")
+    member = got["in_sp500"].to_numpy(dtype="float64", na_value=np.nan)
+    if membership_from is not None:
+        after = got["on"].to_numpy() >= membership_from
+        member = np.where(np.isnan(member) & after, 0.0, member)
+    return pd.DataFrame({"sector": got["sector"].to_numpy(), "in_sp500": member})
+
+
 def prepare_context(
     bars: pd.DataFrame,
     macro: pd.DataFrame | None = None,
@@ -231,12 +298,8 @@ def prepare_context(
         }
     )
 
-    sector_of: dict[str, str] = {}
-    if listings is not None and {"symbol", "sector"} <= set(listings.columns):
-        known = listings.dropna(subset=["sector"])
-        known = known[known["sector"].astype(str).str.strip() != ""]
-        sector_of = dict(zip(known["symbol"].astype(str), known["sector"].astype(str), strict=True))
-    sector = sb["symbol"].map(sector_of)
+    pit, membership_from = _listing_states(listings)
+    sector = _asof_listing(sb, pit, membership_from)["sector"]
     per_row = pd.DataFrame(
         {
             "sector": sector,
@@ -276,7 +339,7 @@ def prepare_context(
                 series[f"{base}{quote}"] = _series_frame(
                     pair["event_timestamp"], pair["rate"], derived
                 )
-    return MarketContext(index_returns, sector_of, sector_means, series)
+    return MarketContext(index_returns, pit, membership_from, sector_means, series)
 
 
 def _rolling_sum(values: np.ndarray, window: int) -> np.ndarray:
@@ -347,9 +410,9 @@ def context_features(bars: pd.DataFrame, ctx: MarketContext) -> pd.DataFrame:
     out["beta_spx_60"] = beta
     out["corr_spx_60"] = corr
 
-    sec = pd.DataFrame(
-        {"sector": sb["symbol"].map(ctx.sector_of), "event_timestamp": sb["event_timestamp"]}
-    )
+    known = _asof_listing(sb, ctx.listings, ctx.membership_from)
+    out["in_sp500"] = known["in_sp500"]
+    sec = pd.DataFrame({"sector": known["sector"], "event_timestamp": sb["event_timestamp"]})
     sec = sec.merge(ctx.sector_means, on=["sector", "event_timestamp"], how="left")
     out["ret_rel_sector_1"] = rets[1] - sec["sector_ret_1"].to_numpy("float64")
     out["ret_rel_sector_20"] = rets[20] - sec["sector_ret_20"].to_numpy("float64")

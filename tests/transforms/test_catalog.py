@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from catalog_inputs import SYMBOLS, daily_bars, minute_bars
+from catalog_inputs import SYMBOLS, daily_bars
 from scipy.stats import skew
 
 from transforms import InvalidBarsError, catalog, compute_features
@@ -267,11 +267,23 @@ def test_move_in_atr_units(bars, feats) -> None:
         np.testing.assert_allclose(got["move_atr_14"], ref, rtol=RTOL, err_msg=symbol)
 
 
-def test_calendar_matches_pandas(feats) -> None:
+def _xnys_sessions() -> pd.DatetimeIndex:
+    """XNYS sessions straight from exchange_calendars (the published schedule), not our module."""
+    import exchange_calendars as xcals
+
+    cal = xcals.get_calendar("XNYS", start="2012-01-01", end="2019-12-31")
+    return pd.DatetimeIndex(cal.sessions).tz_localize(None).normalize()
+
+
+def test_calendar_matches_pandas_and_the_xnys_schedule(feats) -> None:
     local = feats["event_timestamp"].dt.tz_convert("America/New_York")
     day = local.dt.tz_localize(None).dt.normalize()
-    month_end = day + pd.offsets.BMonthEnd(0)
-    month_start = day - pd.offsets.BMonthBegin(0)
+    sessions = pd.Series(_xnys_sessions())
+    month = sessions.dt.to_period("M")
+    last_of_month = set(sessions.groupby(month).max())
+    first_of_month = set(sessions.groupby(month).min())
+    left = sessions.groupby(month).cumcount(ascending=False)  # sessions after it in its month
+    left_by_day = dict(zip(sessions, left, strict=True))
     expected = {
         "day_of_week": local.dt.dayofweek,
         "day_of_month": local.dt.day,
@@ -279,45 +291,56 @@ def test_calendar_matches_pandas(feats) -> None:
         "week_of_year": local.dt.isocalendar().week.astype("int64"),
         "month": local.dt.month,
         "quarter": local.dt.quarter,
-        "is_month_end": (day == month_end).astype("int64"),
-        "is_month_start": (day == month_start).astype("int64"),
-        "is_quarter_end": ((day == month_end) & (local.dt.month % 3 == 0)).astype("int64"),
-        "is_year_end": ((day == month_end) & (local.dt.month == 12)).astype("int64"),
-        "bdays_to_month_end": pd.Series(
-            np.busday_count(
-                (day + pd.Timedelta(days=1)).to_numpy().astype("datetime64[D]"),
-                (month_end + pd.Timedelta(days=1)).to_numpy().astype("datetime64[D]"),
-            )
-        ),
+        "is_month_end": day.isin(last_of_month).astype("int64"),
+        "is_month_start": day.isin(first_of_month).astype("int64"),
+        "is_quarter_end": (day.isin(last_of_month) & (local.dt.month % 3 == 0)).astype("int64"),
+        "is_year_end": (day.isin(last_of_month) & (local.dt.month == 12)).astype("int64"),
+        "bdays_to_month_end": day.map(left_by_day),
     }
+    assert day.isin(set(sessions)).all()  # every daily bar is on a session
     for name, ref in expected.items():
         np.testing.assert_array_equal(feats[name].to_numpy(), ref.to_numpy(), err_msg=name)
     assert feats["is_month_end"].sum() > 100 and feats["is_year_end"].sum() > 10
 
 
+def test_good_friday_month_ends_from_the_published_schedule() -> None:
+    """Good Friday 2013-03-29 and 2018-03-30 are NYSE holidays (published schedule, checked here
+    against exchange_calendars): the Thursdays before are the last sessions of March/Q1."""
+    from transforms.families.calendar import calendar_row, code_of_date
+
+    sessions = _xnys_sessions()
+    for holiday in ("2013-03-29", "2018-03-30"):
+        assert pd.Timestamp(holiday) not in sessions and pd.Timestamp(holiday).dayofweek == 4
+    assert calendar_row(code_of_date("2013-03-28"))["is_quarter_end"] == 1
+    assert calendar_row(code_of_date("2013-03-28"))["bdays_to_month_end"] == 0
+    assert calendar_row(code_of_date("2018-03-29"))["bdays_to_month_end"] == 0
+    assert calendar_row(code_of_date("2018-03-29"))["is_month_end"] == 1
+    assert calendar_row(code_of_date("2018-03-28"))["bdays_to_month_end"] == 1
+    # 2018-01-02 is the first session of 2018 (New Year's Day a holiday)
+    assert calendar_row(code_of_date("2018-01-02"))["is_month_start"] == 1
+    assert calendar_row(code_of_date("2017-12-29"))["is_year_end"] == 1
+
+
+def test_good_friday_in_batch_features_of_real_bars(data_dir) -> None:
+    bars = daily_bars(data_dir, ("AAPL",))
+    got = compute_features(bars).set_index("event_timestamp")
+    at = got.index.tz_convert("America/New_York").strftime("%Y-%m-%d")
+    assert got.loc[at == "2013-03-28", "is_quarter_end"].item() == 1
+    assert got.loc[at == "2018-01-31", "is_month_end"].item() == 1
+    assert "2013-03-29" not in set(at)  # no bar on the holiday itself
+
+
 def test_calendar_edge_dates() -> None:
-    from transforms.families.calendar import calendar_row
+    from transforms.families.calendar import calendar_row, code_of_date
 
-    def day(text: str) -> int:
-        return int(np.datetime64(text, "D").astype(np.int64))
-
-    friday_before_weekend_month_end = calendar_row(day("2017-09-29"))  # Sep 30 is a Saturday
+    friday_before_weekend_month_end = calendar_row(code_of_date("2017-09-29"))  # Sep 30: Sat
     assert friday_before_weekend_month_end["is_quarter_end"] == 1
-    assert calendar_row(day("2016-01-01"))["week_of_year"] == 53  # ISO week of 2015
-    assert calendar_row(day("2018-12-31"))["week_of_year"] == 1  # ISO week of 2019
-    assert calendar_row(day("2017-07-03"))["is_month_start"] == 1  # Jul 1 was a Saturday
-
-
-def test_session_vwap_resets_on_each_new_york_date(data_dir) -> None:
-    minutes = minute_bars(data_dir)
-    got = compute_features(minutes)
-    got["date"] = got["event_timestamp"].dt.tz_convert("America/New_York").dt.date
-    src = minutes.sort_values(["symbol", "event_timestamp"]).reset_index(drop=True)
-    tp = (src["high"] + src["low"] + src["close"]) / 3
-    keys = [src["symbol"], got["date"]]
-    ref = (tp * src["volume"]).groupby(keys).cumsum() / src["volume"].groupby(keys).cumsum()
-    np.testing.assert_allclose(got["vwap_session"], ref, rtol=RTOL)
-    assert got.groupby("symbol")["date"].nunique().max() > 3  # several sessions really tested
+    assert calendar_row(code_of_date("2016-01-01"))["week_of_year"] == 53  # ISO week of 2015
+    assert calendar_row(code_of_date("2018-12-31"))["week_of_year"] == 1  # ISO week of 2019
+    assert calendar_row(code_of_date("2017-07-03"))["is_month_start"] == 1  # Jul 1 was a Sat
+    # outside the published schedule the session counts are unknown, not guessed
+    assert calendar_row(code_of_date("1980-06-30"))["bdays_to_month_end"] == -1
+    assert calendar_row(code_of_date("1980-06-30"))["is_month_end"] == 0
 
 
 def test_timestamps_keep_their_unit_and_naive_means_utc(bars) -> None:

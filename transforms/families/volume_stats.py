@@ -2,7 +2,7 @@
 z-score, from exact sums over the window contents.
 
 State: rings of volumes (50), typical price x volume (20) and close x volume (20), and the
-current session's VWAP sums.
+current regular session's VWAP sums (extended-hours bars do not enter them).
 """
 
 from __future__ import annotations
@@ -67,14 +67,19 @@ def step(s, o, h, low, c, v, session, out):
             out[O_VWAP[j]] = NAN
     out[O_PX_VWAP] = ratio(c, out[O_VWAP[VWAP_N.size - 1]])
 
-    # session-anchored VWAP: sums restart when the exchange-local date changes
-    if k == 1 or s[SESSION] != session:
-        s[SESSION] = session
-        s[SESSION + 1] = 0.0
-        s[SESSION + 2] = 0.0
-    s[SESSION + 1] += tp * v
-    s[SESSION + 2] += v
-    out[O_VWAP_SESSION] = ratio(s[SESSION + 1], s[SESSION + 2])
+    # regular-session VWAP: `session` = 2 * local day + 1 for a regular-session bar, 2 * day for
+    # an extended-hours one (transforms/families/calendar.py). Sums restart with each session
+    # (odd codes never equal the initial 0); extended-hours bars neither enter nor reset them.
+    if session % 2 == 1:
+        if s[SESSION] != session:
+            s[SESSION] = session
+            s[SESSION + 1] = 0.0
+            s[SESSION + 2] = 0.0
+        s[SESSION + 1] += tp * v
+        s[SESSION + 2] += v
+        out[O_VWAP_SESSION] = ratio(s[SESSION + 1], s[SESSION + 2])
+    else:
+        out[O_VWAP_SESSION] = NAN
 
     if k >= STATS_N:
         out[O_DOLLAR] = ring_sum(s, CV, STATS_N, STATS_N) / STATS_N
