@@ -52,6 +52,8 @@ _PG_CONFIG_STATES = {"28000", "28P01", "3D000", "42704"}
 _PG_CONFIG_TEXT = (
     "password authentication failed",
     "could not translate host name",
+    "failed to resolve host",
+    "name or service not known",
     "no pg_hba.conf entry",
     "does not exist",
     "invalid dsn",
