@@ -302,8 +302,18 @@ def _committed_total(bootstrap: str, group: str) -> int:
     return sum(max(tp.offset, 0) for tp in got)
 
 
+@pytest.fixture(scope="module")
+def kill_prod(settings_factory):  # noqa: ANN001, ANN201
+    """Its own Feast project and database: the online rows must be this test's alone."""
+    from finfeast.store import apply_repo
+
+    settings = settings_factory("prod", "stream_kill")
+    apply_repo(settings)
+    return settings
+
+
 def test_sigkill_between_online_write_and_commit_then_redelivery_is_idempotent(
-    faults_prod, fresh_broker
+    kill_prod, fresh_broker
 ) -> None:
     """FINFEAST_FAULT=kill_after_online_write:N kills the job after the N-th batch's online write,
     before its offline log write and offset commit; a restart redelivers that batch and the
@@ -313,7 +323,7 @@ def test_sigkill_between_online_write_and_commit_then_redelivery_is_idempotent(
     from stream_jobs.broker import ensure_topics, producer_config
     from stream_jobs.jobs import JobOptions, build_loop
 
-    settings = faults_prod
+    settings = kill_prod
     day = "2013-10-07"
     bars = day_bars(settings, day)
     ensure_topics(fresh_broker, [TOPIC_BARS])
