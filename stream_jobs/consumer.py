@@ -353,23 +353,23 @@ class StreamLoop:
         batch: Any,
         entities: Callable[[Any], list[tuple[str, Any]]],
         events: Sequence[Event],
-    ) -> tuple[Any, set[str]]:
+    ) -> tuple[list[Any], set[str]]:
         """`write(batch)` retried under the policy; a non-service failure is retried per entity.
 
-        Returns (the write's result or None, the entities whose rows could not be written: their
+        Returns (the writes' results, the entities whose rows could not be written: their
         messages are dead-lettered as `write_error`).
         """
         try:
-            return self._with_retry(what, write, batch), set()
+            return [self._with_retry(what, write, batch)], set()
         except Exception as exc:  # noqa: BLE001 - classified below
             if retry.classify(exc) != retry.OTHER:
                 raise
             logger.warning("{}: {} failed ({}); per entity", self.processor.name, what, exc)
         bad: dict[str, str] = {}
-        result = None
+        results: list[Any] = []
         for entity, part in entities(batch):
             try:
-                result = self._with_retry(what, write, part)
+                results.append(self._with_retry(what, write, part))
             except Exception as exc:  # noqa: BLE001
                 if retry.classify(exc) != retry.OTHER:
                     raise
@@ -377,7 +377,7 @@ class StreamLoop:
         for entity, detail in bad.items():
             culprits = [e for e in events if entity_of(e.topic, e.value) == entity]
             self._dead_letter(culprits, "write_error", detail)
-        return result, set(bad)
+        return results, set(bad)
 
     def _write(
         self, outputs: dict[str, ViewRows], kafka_ts: list[int], events: Sequence[Event] = ()
@@ -395,7 +395,7 @@ class StreamLoop:
                 events,
             )
             failed[out.view.name] = bad
-            self.summary.online_written += stats.written if stats is not None else 0
+            self.summary.online_written += sum(getattr(st, "written", 0) for st in stats)
             self.summary.rows_out += batch.count
             self.metrics.events_out.labels(self.metrics.job, out.view.name).inc(batch.count)
         if self._kill_after is not None and failed:

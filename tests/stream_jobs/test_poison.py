@@ -295,3 +295,69 @@ def test_processing_failure_dead_letters_only_the_culprit(poison_prod, fresh_bro
     assert len(day_log) == len(bars)
     report = compare(day_log, batch_features(bars), day)
     assert report.rate == 1.0 and report.missing_rows == 0, str(report)
+
+
+class _UnwritableRow:
+    """The real market processor whose online row for one symbol, in the batch holding one chosen
+    bar, carries a value the real writer cannot encode: a stand-in for a bug in a row's values."""
+
+    def __init__(self, symbol: str, ms: int) -> None:
+        from stream_jobs.market_job import MarketProcessor
+
+        self.inner = MarketProcessor()
+        self.symbol, self.ms = symbol, ms
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return getattr(self.inner, name)
+
+    def process(self, events):  # noqa: ANN001, ANN201
+        out = self.inner.process(events)
+        hit = any(
+            e.value["symbol"] == self.symbol and e.value["event_time_ms"] == self.ms for e in events
+        )
+        rows = out[self.inner.view.name]
+        if hit:
+            rows.latest = [
+                (k, ms, {**v, "last_close": "not a number"}) if k == self.symbol else (k, ms, v)
+                for k, ms, v in rows.latest
+            ]
+        return out
+
+
+def test_a_row_the_store_cannot_take_dead_letters_that_entitys_messages(
+    poison_prod, fresh_broker
+) -> None:
+    settings = poison_prod
+    day = "2013-10-09"
+    bars = day_bars(settings, day)
+    chosen = bars[bars["symbol"] == "BAC"].iloc[100]
+    ms = int(chosen["event_timestamp"].value // 1_000_000)
+    producer = _producer(fresh_broker)
+    for key, value, _ms in bar_messages(bars):
+        producer.produce(TOPIC_BARS, key=key, value=value)
+    assert producer.flush(30) == 0
+    loop, summary = _run(settings, fresh_broker, "t.writefail", processor=_UnwritableRow("BAC", ms))
+    letters = _read_all(fresh_broker, dlq_topic(TOPIC_BARS))
+    assert letters and set(summary.dlq_by_reason) == {"write_error"}
+    dead = {
+        (orjson.loads(m.value())["symbol"], orjson.loads(m.value())["event_time_ms"])
+        for m in letters
+    }
+    assert ("BAC", ms) in dead and {s for s, _ in dead} == {"BAC"}
+    for m in letters:
+        h = {k: v.decode() for k, v in m.headers()}
+        assert h["error.stage"] == "process" and "online write" in h["error.detail"]
+    log = OfflineLog(settings).read(MARKET_LOG)
+    ts = pd.to_datetime(log["event_timestamp"], utc=True)
+    day_log = log[(ts >= bars["event_timestamp"].min()) & (ts <= bars["event_timestamp"].max())]
+    bar_ms = bars["event_timestamp"].astype("datetime64[ms, UTC]").astype("int64")
+    kept = bars[[(s, int(t)) not in dead for s, t in zip(bars["symbol"], bar_ms, strict=True)]]
+    assert len(kept) == len(bars) - len(dead)  # nothing else lost
+    got = set(
+        zip(day_log["symbol"], pd.to_datetime(day_log["event_timestamp"], utc=True), strict=True)
+    )
+    assert got == set(zip(kept["symbol"], kept["event_timestamp"], strict=True))
+    batch = batch_features(bars)
+    batch = batch.merge(kept[["symbol", "event_timestamp"]], on=["symbol", "event_timestamp"])
+    report = compare(day_log, batch, day)
+    assert report.rate == 1.0 and report.missing_rows == 0, str(report)
