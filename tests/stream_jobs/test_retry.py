@@ -12,6 +12,16 @@ import pytest
 from finfeast import retry
 from finfeast.errors import ConfigurationError, ServiceUnavailable
 
+pytestmark = [pytest.mark.prod]
+
+
+@pytest.fixture(autouse=True)
+def _services(helpers) -> None:  # noqa: ANN001
+    """Real Redis and PostgreSQL (skip locally when missing, fail in CI)."""
+    helpers.require_service("redis")
+    helpers.require_service("postgres")
+
+
 FAST = retry.RetryPolicy(initial=0.01, maximum=0.05, max_seconds=0.5, locked_attempts=3)
 
 
