@@ -17,3 +17,10 @@ class PartialFailure(FinfeastError):
     """Some sources or stages failed while the rest completed; the summary says which."""
 
     exit_code = 4
+
+
+class ConfigurationError(FinfeastError):
+    """A setting that retrying cannot fix (wrong password, unknown host, bad YAML, a database
+    locked past its retries): fail at once with one clear line."""
+
+    exit_code = 2

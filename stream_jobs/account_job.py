@@ -29,7 +29,10 @@ class AccountProcessor:
 
     def process(self, events: Sequence[Event]) -> dict[str, ViewRows]:
         rows: list[Row] = []
-        for e in sorted(events, key=lambda e: e.value["event_time_ms"]):
+        # Event-time order inside a batch; at one millisecond trades before marks (as produced).
+        for e in sorted(
+            events, key=lambda e: (e.value["event_time_ms"], e.value["kind"] != "trade")
+        ):
             value = e.value
             account = value["account_id"]
             self.partition_of[account] = (e.topic, e.partition)

@@ -1,11 +1,18 @@
 """The at-least-once consumer loop shared by the stream jobs.
 
-One batch = poll up to `batch_size` messages -> decode and validate each (bad ones to the DLQ) ->
-the job's processor updates its per-entity state and returns feature rows -> write the rows to the
-online store (fast writer) -> upsert them into the offline log -> flush the DLQ -> commit the
-offsets. A failing write (Redis or PostgreSQL down) is retried with exponential backoff and the
-offsets are not committed until it succeeds, so a crash at any point means redelivery, never loss;
-redelivered rows are harmless because both stores are idempotent by (entity, event time).
+One batch = poll up to `batch_size` messages -> decode and validate each, including the key
+(bad ones to the DLQ) -> the job's processor updates its per-entity state and returns feature rows
+(a batch that raises is retried message by message; the message that raises is dead-lettered as
+`processing_error`) -> write the rows to the online store (fast writer) -> upsert them into the
+offline log -> flush the DLQ -> commit the offsets. A write that fails because a service is down
+is retried with the one retry policy (`finfeast.retry`: backoff, bounded) and the offsets are not
+committed until it succeeds, so a crash at any point means redelivery, never loss; redelivered
+rows are harmless because both stores are idempotent by (entity, event time). A write that fails
+for one entity's rows (not a dead service) dead-letters that entity's messages as `write_error`.
+
+Test hook: `FINFEAST_FAULT=kill_after_online_write:N` (read once when the loop is built) SIGKILLs
+the process right after the N-th batch's online write, before its offline log write and offset
+commit: the fault tests use it to prove that the redelivery is idempotent.
 
 Scaling: every process of a job joins the same consumer group; partitions are keyed by entity, so
 an entity's state lives in exactly one process. When a partition is assigned, the processor's
@@ -17,6 +24,8 @@ dead one would have.
 from __future__ import annotations
 
 import gc
+import os
+import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,12 +33,14 @@ from typing import Any, Protocol
 
 from loguru import logger
 
+from finfeast import retry
+from finfeast.errors import ConfigurationError
 from stream_jobs.broker import consumer_config, ensure_topics, producer_config
-from stream_jobs.dead_letter import DeadLetters
+from stream_jobs.dead_letter import DLQ_MAX_BYTES, DeadLetters
 from stream_jobs.metrics import JobMetrics
 from stream_jobs.offline_log import OfflineLog
 from stream_jobs.online_writer import OnlineWriter, ViewSpec
-from stream_jobs.schemas import InvalidMessage, decode, dlq_topic
+from stream_jobs.schemas import InvalidMessage, check_key, decode, dlq_topic, entity_of
 from stream_jobs.view_rows import ViewRows
 
 
@@ -84,6 +95,10 @@ class LoopConfig:
     max_seconds: float | None = None
     backoff_initial: float = 0.1
     backoff_max: float = 5.0
+    # A service down longer than this ends the job with one line (ServiceUnavailable, exit 3).
+    retry_max_seconds: float = 300.0
+    # Dead letters the DLQ topic refuses are kept here (None: a `finfeast-dlq` temp folder).
+    dlq_dir: str | None = None
     write_offline: bool = True
     consumer_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -115,18 +130,24 @@ class LoopSummary:
         )
 
 
-_RETRYABLE_NAMES = {
-    "ConnectionError",
-    "TimeoutError",
-    "BusyLoadingError",
-    "OperationalError",
-    "ServiceUnavailable",
-    "InterfaceError",
-}
+FAULT_ENV = "FINFEAST_FAULT"
 
 
-def _retryable(exc: BaseException) -> bool:
-    return any(t.__name__ in _RETRYABLE_NAMES for t in type(exc).__mro__)
+def kill_after_from_env() -> int | None:
+    """N of the test hook `FINFEAST_FAULT=kill_after_online_write:N` (None when unset)."""
+    text = os.environ.get(FAULT_ENV, "").strip()
+    if not text:
+        return None
+    name, _, count = text.partition(":")
+    if name != "kill_after_online_write" or not count.isdigit() or int(count) < 1:
+        raise ConfigurationError(
+            f"{FAULT_ENV}={text!r}: the only fault is kill_after_online_write:N (N >= 1)"
+        )
+    return int(count)
+
+
+def _coords(topic: str, partition: int, offset: int) -> tuple[str, int, int]:
+    return (topic, partition, offset)
 
 
 class StreamLoop:
@@ -154,6 +175,15 @@ class StreamLoop:
         self._processed: dict[tuple[str, int], Any] = {}  # last processed offset per partition
         # Optional callback(kafka timestamps ms, online-write-done ms) per batch (benchmarks).
         self.latency_observer: Callable[[list[int], float], None] | None = None
+        self._kill_after = kill_after_from_env()  # test hook, read once
+        self._online_batches = 0
+        self._raw: dict[tuple[str, int, int], Any] = {}  # this batch's messages by coordinates
+        self._dead: DeadLetters | None = None
+        self.retry_policy = retry.RetryPolicy(
+            initial=config.backoff_initial,
+            maximum=config.backoff_max,
+            max_seconds=config.retry_max_seconds,
+        )
 
     def stop(self) -> None:
         self._stop = True
@@ -213,6 +243,7 @@ class StreamLoop:
                         break
                     try:
                         value = decode(topic, m.value())
+                        check_key(topic, m.key(), value)  # as first processing: never folded
                     except InvalidMessage:
                         continue
                     events.append(Event(topic, partition, m.offset(), value, m.timestamp()[1]))
@@ -231,46 +262,147 @@ class StreamLoop:
         events: list[Event] = []
         now_ms = int(time.time() * 1000)
         per_topic: dict[str, int] = {}
+        self._raw = {}
         for m in msgs:
             topic = m.topic()
             per_topic[topic] = per_topic.get(topic, 0) + 1
             try:
                 value = decode(topic, m.value(), now_ms=now_ms)
             except InvalidMessage as exc:
-                dead.send(m, exc.reason, exc.detail)
+                dead.send(m, exc.reason, exc.detail, stage="decode")
                 continue
+            try:
+                check_key(topic, m.key(), value)
+            except InvalidMessage as exc:
+                dead.send(m, exc.reason, exc.detail, stage="validate")
+                continue
+            self._raw[_coords(topic, m.partition(), m.offset())] = m
             events.append(Event(topic, m.partition(), m.offset(), value, m.timestamp()[1]))
         for topic, n in per_topic.items():
             self.metrics.events_in.labels(self.metrics.job, topic).inc(n)
         return events
 
     def _with_retry(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        delay = self.config.backoff_initial
-        while True:
-            try:
-                return fn(*args, **kwargs)
-            except Exception as exc:
-                if not _retryable(exc) or self._stop:
-                    raise
-                self.summary.retries += 1
-                self.metrics.retries.labels(self.metrics.job).inc()
-                logger.warning(
-                    "{}: {} failed ({}); retrying in {:.1f}s", self.processor.name, what, exc, delay
-                )
-                time.sleep(delay)
-                delay = min(delay * 2, self.config.backoff_max)
+        """`fn` under the one retry policy; every retried attempt is counted."""
 
-    def _write(self, outputs: dict[str, ViewRows], kafka_ts: list[int]) -> None:
+        def counted(_exc: BaseException, _delay: float) -> None:
+            self.summary.retries += 1
+            self.metrics.retries.labels(self.metrics.job).inc()
+
+        return retry.call(
+            fn,
+            *args,
+            what=f"{self.processor.name}: {what}",
+            policy=self.retry_policy,
+            on_retry=counted,
+            should_stop=lambda: self._stop,
+            **kwargs,
+        )
+
+    def _dead_letter(self, events: Sequence[Event], reason: str, detail: str) -> None:
+        assert self._dead is not None
+        for e in events:
+            m = self._raw.get(_coords(e.topic, e.partition, e.offset))
+            if m is not None:
+                self._dead.send(m, reason, detail, stage="process")
+
+    def _process(self, events: Sequence[Event]) -> dict[str, ViewRows]:
+        """The processor over a batch; if it raises, message by message (the culprit to the DLQ).
+
+        A dead service is not the message's fault: transient and configuration errors propagate.
+        """
+        try:
+            return self.processor.process(events)
+        except Exception as exc:  # noqa: BLE001 - classified below
+            if retry.classify(exc) != retry.OTHER or len(events) <= 1:
+                if retry.classify(exc) != retry.OTHER:
+                    raise
+                self._dead_letter(events, "processing_error", retry.one_line(exc))
+                return {}
+            logger.warning(
+                "{}: batch of {} failed ({}); isolating message by message",
+                self.processor.name,
+                len(events),
+                retry.one_line(exc),
+            )
+        parts: dict[str, list[ViewRows]] = {}
+        for e in events:
+            try:
+                out = self.processor.process([e])
+            except Exception as exc:  # noqa: BLE001
+                if retry.classify(exc) != retry.OTHER:
+                    raise
+                logger.error(
+                    "{}: {}[{}]@{} failed in processing: {}",
+                    self.processor.name,
+                    e.topic,
+                    e.partition,
+                    e.offset,
+                    retry.one_line(exc),
+                )
+                self._dead_letter([e], "processing_error", f"{type(exc).__name__}: {exc}")
+                continue
+            for name, rows in out.items():
+                parts.setdefault(name, []).append(rows)
+        return {name: ViewRows.concat(rows) for name, rows in parts.items()}
+
+    def _isolating_write(
+        self,
+        what: str,
+        write: Callable[[Any], Any],
+        batch: Any,
+        entities: Callable[[Any], list[tuple[str, Any]]],
+        events: Sequence[Event],
+    ) -> tuple[list[Any], set[str]]:
+        """`write(batch)` retried under the policy; a non-service failure is retried per entity.
+
+        Returns (the writes' results, the entities whose rows could not be written: their
+        messages are dead-lettered as `write_error`).
+        """
+        try:
+            return [self._with_retry(what, write, batch)], set()
+        except Exception as exc:  # noqa: BLE001 - classified below
+            if retry.classify(exc) != retry.OTHER:
+                raise
+            logger.warning("{}: {} failed ({}); per entity", self.processor.name, what, exc)
+        bad: dict[str, str] = {}
+        results: list[Any] = []
+        for entity, part in entities(batch):
+            try:
+                results.append(self._with_retry(what, write, part))
+            except Exception as exc:  # noqa: BLE001
+                if retry.classify(exc) != retry.OTHER:
+                    raise
+                bad[entity] = f"{what}: {type(exc).__name__}: {exc}"
+        for entity, detail in bad.items():
+            culprits = [e for e in events if entity_of(e.topic, e.value) == entity]
+            self._dead_letter(culprits, "write_error", detail)
+        return results, set(bad)
+
+    def _write(
+        self, outputs: dict[str, ViewRows], kafka_ts: list[int], events: Sequence[Event] = ()
+    ) -> None:
+        failed: dict[str, set[str]] = {}
         for out in self.processor.outputs:
             batch = outputs.get(out.view.name)
             if batch is None or not batch.count:
                 continue
-            stats = self._with_retry(
-                f"online write {out.view.name}", self.writer.write, out.view, batch.latest
+            stats, bad = self._isolating_write(
+                f"online write {out.view.name}",
+                lambda rows, view=out.view: self.writer.write(view, rows),
+                batch.latest,
+                lambda rows: [(r[0], [r]) for r in rows],
+                events,
             )
-            self.summary.online_written += stats.written
+            failed[out.view.name] = bad
+            self.summary.online_written += sum(getattr(st, "written", 0) for st in stats)
             self.summary.rows_out += batch.count
             self.metrics.events_out.labels(self.metrics.job, out.view.name).inc(batch.count)
+        if self._kill_after is not None and failed:
+            self._online_batches += 1
+            if self._online_batches >= self._kill_after:  # test hook: see the module docstring
+                logger.warning("{}: {} -> SIGKILL", self.processor.name, FAULT_ENV)
+                os.kill(os.getpid(), signal.SIGKILL)
         done_ms = time.time() * 1000
         if self.latency_observer is not None:
             self.latency_observer(kafka_ts, done_ms)
@@ -281,12 +413,17 @@ class StreamLoop:
             for out in self.processor.outputs:
                 batch = outputs.get(out.view.name)
                 if batch is not None and batch.count:
-                    self._with_retry(
+                    frame = batch.frame()
+                    key = out.view.join_key
+                    bad = failed.get(out.view.name)
+                    if bad:  # rows that could not be written online: dead-lettered, not logged
+                        frame = frame[~frame[key].isin(bad)]
+                    self._isolating_write(
                         f"offline log {out.log_table}",
-                        self.offline.append_frame,
-                        out.log_table,
-                        out.view,
-                        batch.frame(),
+                        lambda df, out=out: self.offline.append_frame(out.log_table, out.view, df),
+                        frame,
+                        lambda df, key=key: [(str(k), g) for k, g in df.groupby(key, sort=False)],
+                        events,
                     )
 
     def _commit(self, msgs: Sequence[Any]) -> None:
@@ -356,7 +493,13 @@ class StreamLoop:
         self._consumer = Consumer(
             consumer_config(cfg.bootstrap, cfg.group, **cfg.consumer_overrides)
         )
-        dead = DeadLetters(Producer(producer_config(cfg.bootstrap)), self.metrics)
+        import tempfile
+
+        dead = self._dead = DeadLetters(
+            Producer(producer_config(cfg.bootstrap, **{"message.max.bytes": DLQ_MAX_BYTES})),
+            self.metrics,
+            local_dir=cfg.dlq_dir or os.path.join(tempfile.gettempdir(), "finfeast-dlq"),
+        )
         self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         started = time.monotonic()
         last_msg = time.monotonic()
@@ -392,9 +535,9 @@ class StreamLoop:
                 t0 = time.perf_counter()
                 last_msg = time.monotonic()
                 events = self._decode(msgs, dead)
-                outputs = self.processor.process(events)
-                self._write(outputs, [e.kafka_ts_ms for e in events])
-                dead.flush()
+                outputs = self._process(events)
+                self._write(outputs, [e.kafka_ts_ms for e in events], events)
+                self._with_retry("dead-letter flush", dead.flush)
                 self._commit(msgs)
                 self.processor.observe(self.metrics)
                 elapsed = time.perf_counter() - t0

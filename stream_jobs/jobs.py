@@ -81,6 +81,7 @@ def build_loop(settings: Settings, job: str, options: JobOptions) -> StreamLoop:
         max_seconds=options.max_seconds,
         write_offline=options.write_offline,
         consumer_overrides=options.consumer_overrides,
+        dlq_dir=str(settings.profile_dir / "dlq"),
     )
     metrics = JobMetrics(job)
     return StreamLoop(processor, open_writer(settings), OfflineLog(settings), config, metrics)

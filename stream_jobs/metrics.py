@@ -8,7 +8,8 @@ reason, view, partition).
 |---|---|---|
 | finfeast_stream_events_in_total{job,topic} | counter | messages consumed |
 | finfeast_stream_events_out_total{job,view} | counter | feature rows written to the online store |
-| finfeast_stream_dlq_total{job,topic,reason} | counter | messages sent to `<topic>.dlq` |
+| finfeast_stream_dlq_total{job,topic,reason} | counter | messages dead-lettered (to `<topic>.dlq`, or locally when that fails) |
+| finfeast_stream_dlq_local_total{job,topic,reason} | counter | dead letters the DLQ refused, kept in the job's local `dlq/` folder |
 | finfeast_stream_late_events_total{job,topic} | counter | events at or before the entity's last event time (skipped) |
 | finfeast_stream_write_retries_total{job} | counter | online/offline write attempts that failed and were retried |
 | finfeast_stream_batch_seconds{job} | histogram | poll-to-commit processing time of a batch |
@@ -144,6 +145,12 @@ class JobMetrics:
         )
         self.dlq = m(
             "finfeast_stream_dlq", "Messages dead-lettered", "counter", ["job", "topic", "reason"]
+        )
+        self.dlq_local = m(
+            "finfeast_stream_dlq_local",
+            "Dead letters kept locally (the DLQ topic refused them)",
+            "counter",
+            ["job", "topic", "reason"],
         )
         self.late = m(
             "finfeast_stream_late_events",

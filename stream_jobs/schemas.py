@@ -15,7 +15,9 @@ Schema version 1 (all timestamps are UTC epoch milliseconds, `event_time_ms`):
 | `positions` | `position` | account_id, symbol, quantity (signed), mark_price (> 0), event_time_ms, simulated (true) |
 
 `decode(kind_family, payload)` returns a plain dict or raises `InvalidMessage` whose `reason` is a
-short stable code (it becomes a DLQ header and a metric label).
+short stable code (it becomes a DLQ header and a metric label). `check_key(topic, key, value)`
+then rejects a message whose Kafka key is not its entity (`key_mismatch`): a bar for AIG keyed
+`SPY` sits in SPY's partition, where AIG's state does not live, so it is never processed.
 """
 
 from __future__ import annotations
@@ -214,6 +216,26 @@ def decode(
     if decoder is None:
         raise InvalidMessage("unknown_kind", f"kind {kind!r} is not valid on {topic}")
     return decoder(msg, int(time.time() * 1000) if now_ms is None else now_ms)
+
+
+_ENTITY_FIELD = {TOPIC_BARS: "symbol", TOPIC_TRADES: "account_id", TOPIC_POSITIONS: "account_id"}
+
+
+def entity_of(topic: str, value: Mapping[str, Any]) -> str:
+    """The entity id a decoded message belongs to (its Kafka key must be this, UTF-8)."""
+    return str(value[_ENTITY_FIELD[topic]])
+
+
+def check_key(topic: str, key: bytes | None, value: Mapping[str, Any]) -> None:
+    """Raise `InvalidMessage("key_mismatch")` unless the message's key is its entity id."""
+    entity = entity_of(topic, value)
+    if key is None:
+        raise InvalidMessage("key_mismatch", f"no key; the {_ENTITY_FIELD[topic]} is {entity!r}")
+    if key != entity.encode():
+        shown = key[:64].decode("utf-8", "replace")
+        raise InvalidMessage(
+            "key_mismatch", f"key {shown!r} is not the {_ENTITY_FIELD[topic]} {entity!r}"
+        )
 
 
 def encode(kind: str, fields: Mapping[str, Any]) -> bytes:

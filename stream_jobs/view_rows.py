@@ -76,6 +76,26 @@ class ViewRows:
 
         return cls(view, len(frame), rows_of(newest), log_frame, lambda: rows_of(frame))
 
+    @classmethod
+    def concat(cls, parts: list[ViewRows]) -> ViewRows:
+        """One `ViewRows` of several of the same view (the consumer's message-by-message retry)."""
+        if len(parts) == 1:
+            return parts[0]
+        view = parts[0].view
+        latest = list(latest_per_entity([r for p in parts for r in p.latest]).values())
+
+        def frame() -> pd.DataFrame:
+            frames = [p.frame() for p in parts if p.count]
+            return pd.concat(frames, ignore_index=True) if frames else parts[0].frame()
+
+        return cls(
+            view,
+            sum(p.count for p in parts),
+            latest,
+            frame,
+            lambda: [r for p in parts for r in p.rows()],
+        )
+
     def frame(self) -> pd.DataFrame:
         return self._frame()
 

@@ -36,13 +36,17 @@ def test_total_pnl_equals_cash_flows_plus_position_value(events) -> None:
         if feats is not None:
             last[e["account_id"]] = feats
     trades = pd.DataFrame([e for e in events if e["kind"] == "trade"])
-    prices = {s: p for s, (_ms, p) in book.prices.items()}
     trades["signed"] = trades["quantity"].where(trades["side"] == "buy", -trades["quantity"])
     for account, grp in trades.groupby("account_id"):
         cash = -(grp["signed"] * grp["price"]).sum()
         final_qty = grp.groupby("symbol")["signed"].sum()
+        # each account is valued at its own last price per symbol: the newest of its own trades
+        # and position marks (computed here from the raw events, not from the book)
+        own = [e for e in events if e["account_id"] == account]
+        prices = {}
+        for e in sorted(own, key=lambda e: e["event_time_ms"]):
+            prices[e["symbol"]] = e["price"] if e["kind"] == "trade" else e["mark_price"]
         value = sum(q * prices[s] for s, q in final_qty.items())
-        # the features are as of the account's last event; re-value at the book's last prices
         state = book.accounts[account]
         f = state.features(state.last_ms, prices)
         assert f["realized_pnl"] + f["unrealized_pnl"] == pytest.approx(cash + value, abs=1e-6)
@@ -87,3 +91,63 @@ def test_redelivered_trade_changes_nothing(events) -> None:
         book.accounts[trade["account_id"]].features(trade["event_time_ms"], {})["trade_count_1d"]
         == 1
     )
+
+
+def _rows(book: AccountBook, events: list[dict]) -> list[tuple]:
+    out = []
+    for e in events:
+        feats = book.trade(e) if e["kind"] == "trade" else book.mark(e)
+        if feats is not None:
+            out.append((e["account_id"], e["event_time_ms"], tuple(sorted(feats.items()))))
+    return out
+
+
+def test_an_accounts_values_do_not_depend_on_the_other_accounts_of_its_process(events) -> None:
+    """A takeover: a process holding only some accounts computes the same rows for them."""
+    everything = _rows(AccountBook(), events)
+    accounts = sorted({e["account_id"] for e in events})
+    part = set(accounts[::3])  # another process's share of the accounts
+    alone = _rows(AccountBook(), [e for e in events if e["account_id"] in part])
+    assert alone == [r for r in everything if r[0] in part]
+    assert len(alone) > 50
+
+
+def test_dedup_memory_is_bounded_and_every_redelivery_is_caught(events) -> None:
+    book = AccountBook()
+    first = _rows(book, events)
+    trades = [e for e in events if e["kind"] == "trade"]
+    # bounded: only the ids at each account's newest trade millisecond are kept
+    per_ms = pd.DataFrame(trades).groupby(["account_id", "event_time_ms"]).size().max()
+    assert book.dedup_memory() <= len(book.accounts) * per_ms
+    assert book.dedup_memory() < len(trades) / 10
+    # exact: redelivering every event (all at or before the watermarks) changes no state; only
+    # marks at an account's last mark time are re-applied, re-emitting the very same row
+    states = {a: (s.realized_pnl, len(s.trades)) for a, s in book.accounts.items()}
+    again = _rows(book, events)
+    last_first = {(a, ms): f for a, ms, f in first}
+    assert all(last_first[(a, ms)] == f for a, ms, f in again)
+    assert len(again) <= len(book.accounts) * 4  # at most the marks of each last mark time
+    assert {a: (s.realized_pnl, len(s.trades)) for a, s in book.accounts.items()} == states
+    assert len(first) > 100
+
+
+def test_a_newer_mark_does_not_drop_an_older_trade(events) -> None:
+    """Trades and marks come from two topics: a mark read first must not drop the trade."""
+    trade = next(e for e in events if e["kind"] == "trade")
+    book = AccountBook()
+    book.trade(trade)
+    mark = {
+        "kind": "position",
+        "account_id": trade["account_id"],
+        "symbol": trade["symbol"],
+        "quantity": 1.0,
+        "mark_price": trade["price"] * 1.01,
+        "event_time_ms": trade["event_time_ms"] + 120_000,
+    }
+    assert book.mark(mark) is not None
+    later = {**trade, "trade_id": "t-2", "event_time_ms": trade["event_time_ms"] + 60_000}
+    assert book.trade(later) is None  # folded in, but no row under a time before the mark's
+    assert book.trade(later) is None
+    last = {**trade, "trade_id": "t-3", "event_time_ms": trade["event_time_ms"] + 180_000}
+    feats = book.trade(last)
+    assert feats is not None and feats["trade_count_1h"] == 3  # t-2 counted once

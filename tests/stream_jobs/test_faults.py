@@ -273,3 +273,119 @@ def test_prometheus_scrapes_a_running_job(
         loop.metrics.stop()
         os.killpg(prom.pid, signal.SIGTERM)
         prom.wait(timeout=20)
+
+
+def _online_rows(settings, symbols: list[str], timestamps: bool = False) -> dict:  # noqa: ANN001
+    from finfeast.store import get_store
+
+    view = market_view()
+    return (
+        get_store(settings)
+        .get_online_features(
+            features=[f"{view.name}:{n}" for n in view.feature_names],
+            entity_rows=[{"symbol": s} for s in symbols],
+            full_feature_names=False,
+        )
+        .to_dict(include_event_timestamps=timestamps)
+    )
+
+
+def _committed_total(bootstrap: str, group: str) -> int:
+    from confluent_kafka import Consumer, TopicPartition
+
+    from stream_jobs.broker import consumer_config
+
+    c = Consumer(consumer_config(bootstrap, group))
+    parts = c.list_topics(TOPIC_BARS, timeout=10).topics[TOPIC_BARS].partitions
+    got = c.committed([TopicPartition(TOPIC_BARS, p) for p in parts], timeout=10)
+    c.close()
+    return sum(max(tp.offset, 0) for tp in got)
+
+
+@pytest.fixture(scope="module")
+def kill_prod(settings_factory):  # noqa: ANN001, ANN201
+    """Its own Feast project and database: the online rows must be this test's alone."""
+    from finfeast.store import apply_repo
+
+    settings = settings_factory("prod", "stream_kill")
+    apply_repo(settings)
+    return settings
+
+
+def test_sigkill_between_online_write_and_commit_then_redelivery_is_idempotent(
+    kill_prod, fresh_broker
+) -> None:
+    """FINFEAST_FAULT=kill_after_online_write:N kills the job after the N-th batch's online write,
+    before its offline log write and offset commit; a restart redelivers that batch and the
+    result equals a run without the kill (the batch catalog on the same bars)."""
+    from confluent_kafka import Producer
+
+    from stream_jobs.broker import ensure_topics, producer_config
+    from stream_jobs.jobs import JobOptions, build_loop
+
+    settings = kill_prod
+    day = "2013-10-07"
+    bars = day_bars(settings, day)
+    ensure_topics(fresh_broker, [TOPIC_BARS])
+    producer = Producer(producer_config(fresh_broker))
+    produce(producer, TOPIC_BARS, bar_messages(bars))
+    group = "t.kill"
+    env = {**os.environ, **settings.env(), "FINFEAST_FAULT": "kill_after_online_write:4"}
+    cmd = [
+        sys.executable, "-m", "finfeast.cli", "--profile", settings.profile, "stream", "run", "market",
+        "--bootstrap", fresh_broker, "--group", group, "--batch-size", "100", "--until-idle", "5",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+
+    # The kill fell between the online write and the commit: the online store is ahead of both
+    # the offline log and the committed offsets.
+    logged = _day_keys(settings, bars)
+    committed = _committed_total(fresh_broker, group)
+    assert 0 < len(logged) < len(bars)
+    assert committed <= len(logged) < len(bars)
+    symbols = sorted(bars["symbol"].unique())
+    online = _online_rows(settings, symbols, timestamps=True)
+    from feast.online_response import TIMESTAMP_POSTFIX
+
+    stamps = [
+        pd.Timestamp(sec, unit="s", tz="UTC") for sec in online["last_close" + TIMESTAMP_POSTFIX]
+    ]
+    newest_logged = {s: max((t for sym, t in logged if sym == s), default=None) for s in symbols}
+    ahead = [
+        s
+        for s, t in zip(symbols, stamps, strict=True)
+        if t.value > 0 and (newest_logged[s] is None or t > newest_logged[s])
+    ]
+    assert ahead, (stamps, newest_logged)  # online rows of the killed batch, not in the log
+
+    loop = build_loop(
+        settings,
+        "market",
+        JobOptions(bootstrap=fresh_broker, group=group, idle_exit_seconds=2, max_seconds=180),
+    )
+    summary = loop.run()
+    loop.writer.close()
+    assert summary.events_in > 0
+    # idempotent: every bar logged exactly once, values equal to the batch catalog, online = the
+    # last logged row of each symbol, the same as without the kill
+    log = OfflineLog(settings).read(MARKET_LOG)
+    ts = pd.to_datetime(log["event_timestamp"], utc=True)
+    day_log = log[(ts >= bars["event_timestamp"].min()) & (ts <= bars["event_timestamp"].max())]
+    assert len(day_log) == len(bars)
+    assert _day_keys(settings, bars) == set(
+        zip(bars["symbol"], bars["event_timestamp"], strict=True)
+    )
+    report = compare(day_log, batch_features(bars), day)
+    assert report.rate == 1.0 and report.missing_rows == 0, str(report)
+    last = bars.groupby("symbol").tail(1).set_index("symbol")
+    online = _online_rows(settings, symbols)
+    assert online["last_close"] == [float(last.loc[s, "close"]) for s in symbols]
+    last_logged = (
+        day_log.sort_values("event_timestamp").groupby("symbol").tail(1).set_index("symbol")
+    )
+    for name in market_view().feature_names:
+        for i, s in enumerate(symbols):
+            got, want = online[name][i], last_logged.loc[s, name]
+            both_null = got is None and (want is None or pd.isna(want))
+            assert both_null or float(got) == float(want), (name, s, got, want)

@@ -88,3 +88,22 @@ def test_every_real_replay_bar_decodes_to_its_source_values(data_dir) -> None:
     assert [d["close"] for d in decoded] == bars["close"].tolist()
     expected_ms = (bars["event_timestamp"].astype("int64") // 1_000_000).tolist()
     assert [d["event_time_ms"] for d in decoded] == expected_ms
+
+
+def test_a_key_that_is_not_the_entity_is_key_mismatch() -> None:
+    from stream_jobs.schemas import TOPIC_POSITIONS, check_key
+
+    bar = decode(TOPIC_BARS, _bar(symbol="AIG"))
+    check_key(TOPIC_BARS, b"AIG", bar)  # the right key passes
+    for key in (b"SPY", None, b"aig", b"AIG "):
+        with pytest.raises(InvalidMessage) as err:
+            check_key(TOPIC_BARS, key, bar)
+        assert err.value.reason == "key_mismatch"
+    mark = {"account_id": "SIM0001", "symbol": "SPY", "quantity": 5.0, "mark_price": 168.0}
+    position = decode(
+        TOPIC_POSITIONS, encode("position", {**mark, "event_time_ms": GOOD_BAR["event_time_ms"]})
+    )
+    check_key(TOPIC_POSITIONS, b"SIM0001", position)
+    with pytest.raises(InvalidMessage) as err:
+        check_key(TOPIC_POSITIONS, b"SPY", position)  # keyed by symbol instead of account
+    assert err.value.reason == "key_mismatch"
