@@ -99,7 +99,7 @@ class ActionBook:
         frame = pd.DataFrame(
             {
                 "symbol": actions["symbol"].astype(str).to_numpy(),
-                "ex_date": pd.to_datetime(actions["ex_date"], utc=True).to_numpy(),
+                "ex_date": pd.to_datetime(actions["ex_date"], utc=True),
                 "knowledge": pd.DatetimeIndex(pd.to_datetime(actions["event_timestamp"], utc=True))
                 .as_unit("ns")
                 .asi8,
@@ -123,7 +123,7 @@ class ActionBook:
         for symbol, basis in (basis_by_symbol or {}).items():
             as_of = basis_date(basis)
             if as_of is not None:
-                inside = (frame["symbol"] == symbol) & (frame["ex_date"] <= as_of.tz_localize(None))
+                inside = (frame["symbol"] == symbol) & (frame["ex_date"] <= as_of)
                 frame.loc[inside, "split"] = 1.0
         frame = frame[(frame["split"] != 1.0) | (frame["dividend"] != 1.0)]
         frame = frame.sort_values(["symbol", "knowledge"], kind="stable")

@@ -73,7 +73,9 @@ def _first_on_or_after(rows: pd.DataFrame, dates: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=4)
 def securities(data_dir: Path) -> tuple[str, ...]:
-    return tuple(sorted(p.stem for p in (data_dir / "corporate_actions" / "lean_factor_files").iterdir()))
+    return tuple(
+        sorted(p.stem for p in (data_dir / "corporate_actions" / "lean_factor_files").iterdir())
+    )
 
 
 def security_of(data_dir: Path, symbol: str, dates: np.ndarray) -> np.ndarray:
