@@ -180,7 +180,10 @@ def test_online_equals_batch_across_the_split_wiring(aapl, book, features) -> No
     micro.set_actions(book)
     ex = int(np.flatnonzero(window["date"].to_numpy() == np.datetime64(EX_DATE))[0])
     cuts = [0, 100, ex - 2, ex + 3, ex + 4, len(window)]  # one batch holds days before and after
-    parts = [micro.update_many(window[BAR_COLS].iloc[a:b]) for a, b in zip(cuts, cuts[1:])]
+    parts = [
+        micro.update_many(window[BAR_COLS].iloc[a:b])
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True)
+    ]
     got = pd.concat(parts).set_index("event_timestamp")[names]
     pd.testing.assert_frame_equal(got, batch[names], check_dtype=False, rtol=1e-12)
 
@@ -258,7 +261,9 @@ def test_total_return_labels(bars, book, oracle) -> None:
     growth = 1.0 + orc["ret_total"]
     for h in (1, 5):
         want = (
-            np.exp(np.log(growth).groupby(orc["symbol"]).transform(lambda x: x.rolling(h).sum()))
+            np.exp(
+                np.log(growth).groupby(orc["symbol"]).transform(lambda x, h=h: x.rolling(h).sum())
+            )
             .groupby(orc["symbol"])
             .shift(-h)
             - 1.0
