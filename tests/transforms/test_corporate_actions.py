@@ -291,3 +291,46 @@ def test_split_adjusted_basis_keeps_only_later_splits(actions) -> None:
     split_after = asof.split_factor[c:d] != 1
     assert split_after.sum() == 1  # only 2020-08-31
     assert np.prod(asof.dividend_factor[c:d]) == pytest.approx(np.prod(full.dividend_factor[a:b]))
+
+
+def test_feature_build_reads_the_actions_table_and_price_basis(tmp_path, data_dir, bars, actions):
+    """`finfeast features` (build_feature_tables) on a local profile: the corporate_actions table
+    and the bars' price_basis reach the features and the labels."""
+    from conftest import make_settings
+
+    from finfeast.offline import open_tables
+    from transforms.build import FEATURES_TABLE, build_feature_tables
+    from transforms.labels import LABELS_TABLE
+
+    settings = make_settings(tmp_path, data_dir, "local")
+    settings.ensure_dirs()
+    tables = open_tables(settings)
+    some = bars[bars["symbol"].isin(["AAPL", "SPY"]) & (bars["date"] >= "2013-01-01")]
+    some = some[(some["date"] <= "2015-12-31")][BAR_COLS].assign(price_basis="as_traded")
+    tables.replace("bars", some.reset_index(drop=True))
+    tables.replace("corporate_actions", actions[actions["symbol"].isin(["AAPL", "SPY"])])
+    build_feature_tables(settings)
+    feats = tables.read(FEATURES_TABLE, columns=["symbol", "event_timestamp", "ret_1", "sma_200"])
+    labels = tables.read(LABELS_TABLE, columns=["symbol", "event_timestamp", "fwd_ret_1"])
+    aapl = feats["symbol"] == "AAPL"
+    day = pd.to_datetime(feats["event_timestamp"], utc=True).dt.tz_convert(None).dt.normalize()
+    assert abs(feats.loc[aapl & (day == EX_DATE), "ret_1"].iloc[0]) < 0.05
+    lday = pd.to_datetime(labels["event_timestamp"], utc=True).dt.tz_convert(None).dt.normalize()
+    prev = (labels["symbol"] == "AAPL") & (lday == pd.Timestamp("2014-06-06"))
+    assert abs(labels.loc[prev, "fwd_ret_1"].iloc[0]) < 0.05
+
+    # the same bars declared split-adjusted as of 2014-12-31 (prices divided in the test): the
+    # 2014 split is in the basis, so it must not be applied again
+    adjusted = some.copy()
+    pre = (adjusted["symbol"] == "AAPL") & (adjusted["event_timestamp"] < "2014-06-09")
+    for c in ("open", "high", "low", "close"):
+        adjusted.loc[pre, c] = adjusted.loc[pre, c] / 7.0
+    adjusted.loc[pre, "volume"] *= 7.0
+    adjusted["price_basis"] = "split_adjusted_as_of:2014-12-31"
+    tables.replace("bars", adjusted.reset_index(drop=True))
+    build_feature_tables(settings)
+    again = tables.read(FEATURES_TABLE, columns=["symbol", "event_timestamp", "ret_1", "sma_200"])
+    # rtol: LEAN's factor 0.0357143/0.25 is 1/7 to 2.5e-6, the only difference on the ex-date
+    np.testing.assert_allclose(again["ret_1"], feats["ret_1"], rtol=1e-4)
+    after = (again["symbol"] == "AAPL") & (day >= EX_DATE)
+    np.testing.assert_allclose(again.loc[after, "sma_200"], feats.loc[after, "sma_200"], rtol=1e-5)
