@@ -61,7 +61,7 @@ def basis_by_symbol(bars: pd.DataFrame) -> dict[str, str]:
     return dict(zip(pairs["symbol"], pairs["price_basis"].astype(str), strict=True))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ActionBook:
     """Per-symbol actions sorted by knowledge time, as flat arrays (symbol s owns rows
     `offsets[k] : offsets[k+1]` where k = `symbols.index(s)`).
@@ -196,7 +196,7 @@ class ActionBook:
         return out
 
 
-@dataclass
+@dataclass(eq=False)
 class EngineActions:
     """The book as the compiled engine reads it, aligned with the engine's symbol slots: per slot
     the next pending action's row (`ptr`), one past its last (`end`) and the knowledge time of the
