@@ -10,13 +10,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from transforms.adjustments import ActionBook
     from transforms.batch import compute_features
     from transforms.online import OnlineFeatures, OnlineFeaturesBatch
     from transforms.validation import InvalidBarsError
 
-__all__ = ["compute_features", "OnlineFeatures", "OnlineFeaturesBatch", "InvalidBarsError"]
+__all__ = [
+    "ActionBook",
+    "compute_features",
+    "OnlineFeatures",
+    "OnlineFeaturesBatch",
+    "InvalidBarsError",
+]
 
 _LAZY = {
+    "ActionBook": "transforms.adjustments",
     "compute_features": "transforms.batch",
     "OnlineFeatures": "transforms.online",
     "OnlineFeaturesBatch": "transforms.online",

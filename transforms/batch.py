@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from transforms import catalog, frequency
+from transforms.adjustments import ActionBook
 from transforms.engine import (
     FLOAT_NAMES,
     KERNEL_FAMILIES,
@@ -73,11 +74,14 @@ def compute_features(
     bars: pd.DataFrame,
     families: Sequence[str] | None = None,
     bar_frequency: frequency.BarFrequency | str | int | None = None,
+    actions: ActionBook | None = None,
 ) -> pd.DataFrame:
     """Every bar-only feature of every bar.
 
     Input: `symbol, event_timestamp, open, high, low, close, volume` (any row order, many
-    symbols). Output: one row per input row, sorted by (symbol, event_timestamp), columns
+    symbols) and the corporate actions of their series (`actions`, None = none): at each bar the
+    windows hold earlier prices adjusted for the actions known by then (docs/features.md "Prices
+    and corporate actions"), exactly as `OnlineFeatures(actions=...)` streams them. Output: one row per input row, sorted by (symbol, event_timestamp), columns
     `symbol, event_timestamp` + the bar features in catalog order (float64; calendar int64);
     warm-up values are NaN. `families` restricts the output to some bar families (benchmarks,
     partial rebuilds). `bar_frequency` ("1d" default, "1min", ...): annualisation and the
@@ -108,7 +112,11 @@ def compute_features(
     out.fill(np.nan)  # touch the pages up front: page faults inside the kernel cost far more
     state = np.zeros((len(symbols), STATE_SLOTS))
     last_ts = np.full(len(symbols), NO_TIME, dtype=np.int64)
-    run_rows(state, last_ts, codes.astype(np.int64), ts, *prices, session, out, mask)
+    book = actions if actions is not None else ActionBook.empty()
+    pending = book.cursor([str(x) for x in symbols], last_ts)
+    run_rows(
+        state, last_ts, codes.astype(np.int64), ts, *prices, session, out, mask, *pending.args()
+    )
     frequency.annualise(out, freq)
 
     keep = [j for j, name in enumerate(FLOAT_NAMES) if catalog.family_of(name) in wanted]

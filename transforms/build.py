@@ -3,10 +3,11 @@
 Why one entry point: the main job, the CLI and the tests all need the same recipe, on either
 profile and either engine:
 
-    bars (+ macro, fx_rates, listings when present)
-      -> bar-only catalog (`transforms.compute_features`) + market-context family
+    bars (+ macro, fx_rates, listings when present; corporate_actions + the bars' price_basis)
+      -> bar-only catalog (`transforms.compute_features`, prices adjusted as of each bar) +
+         market-context family
       -> ONE wide table `features_daily` (key symbol, event_timestamp; + created_timestamp)
-      -> `labels_daily` (forward returns; never joined into features_daily)
+      -> `labels_daily` (total-return forward returns; never joined into features_daily)
 
 Both tables are rebuilt in full on every run (`replace`): the catalog is deterministic, so a rebuild
 after a definition change or a rollback gives exactly the values of that definition. The catalog's
@@ -29,6 +30,7 @@ from loguru import logger
 from finfeast.config import Settings
 from finfeast.errors import FinfeastError
 from finfeast.offline import OfflineTables, open_tables
+from transforms.adjustments import ACTIONS_TABLE, ActionBook, basis_by_symbol
 from transforms.labels import LABELS_TABLE, compute_labels
 
 FEATURES_TABLE = "features_daily"
@@ -114,13 +116,29 @@ def read_bars(tables: OfflineTables) -> pd.DataFrame:
     """The canonical daily bars, sorted by symbol and time; a clear error if not ingested yet."""
     if not tables.exists("bars"):
         raise FinfeastError("offline table 'bars' does not exist: run `finfeast ingest` first")
-    bars = tables.read("bars", columns=list(BAR_COLUMNS))
+    columns = list(BAR_COLUMNS)
+    try:
+        bars = tables.read("bars", columns=[*columns, "price_basis"])
+    except Exception:  # an older bars table without the price_basis column (as traded)
+        bars = tables.read("bars", columns=columns)
     if bars.empty:
         raise FinfeastError("offline table 'bars' is empty: nothing to compute features from")
     bars["event_timestamp"] = pd.to_datetime(bars["event_timestamp"], utc=True)
     for col in ("open", "high", "low", "close", "volume"):
         bars[col] = bars[col].astype("float64")
     return bars.sort_values(list(FEATURE_KEY), kind="stable").reset_index(drop=True)
+
+
+def read_action_book(tables: OfflineTables, bars: pd.DataFrame) -> ActionBook:
+    """The corporate actions of the bars' series: the `corporate_actions` table when it exists
+    (none otherwise), less the splits already in a `split_adjusted_as_of` basis."""
+    if not tables.exists(ACTIONS_TABLE):
+        logger.info("features: no {} table: prices taken as they are", ACTIONS_TABLE)
+        return ActionBook.empty()
+    actions = tables.read(ACTIONS_TABLE)
+    book = ActionBook.from_frame(actions, basis_by_symbol(bars))
+    logger.info("features: {} corporate action(s) of {} symbol(s)", len(book), len(book.symbols))
+    return book
 
 
 def drop_unusable_bars(bars: pd.DataFrame, tables: OfflineTables) -> tuple[pd.DataFrame, int]:
@@ -174,8 +192,10 @@ def compute_all_features(
     context_tables: dict[str, pd.DataFrame] | None = None,
     engine: str = "local",
     dask_address: str | None = None,
+    actions: ActionBook | None = None,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Bar-only catalog + context family for `bars`: one row per bar, key columns first.
+    """Bar-only catalog + context family for `bars`: one row per bar, key columns first
+    (bar features through the corporate actions in `actions`).
 
     Returns the wide frame (sorted by symbol, event_timestamp) and seconds per step.
     """
@@ -194,13 +214,13 @@ def compute_all_features(
     if engine == "dask":
         from transforms.dask_engine import compute_partitioned
 
-        bar_feats, ctx_feats = compute_partitioned(bars, ctx, address=dask_address)
+        bar_feats, ctx_feats = compute_partitioned(bars, ctx, address=dask_address, actions=actions)
         seconds["features (dask)"] = time.perf_counter() - t0
     else:
         from transforms import compute_features
         from transforms.context import context_features
 
-        bar_feats = compute_features(bars)
+        bar_feats = compute_features(bars, actions=actions)
         seconds["bar features"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         ctx_feats = context_features(bars, ctx)
@@ -284,13 +304,14 @@ def build_feature_tables(
         return read_bars(tables), read_context_tables(tables)
 
     bars, ctx_tables = timer.run("read", read)
+    book = read_action_book(tables, bars)
     bars, summary.bars_quarantined = drop_unusable_bars(bars, tables)
     if bars.empty:
         raise FinfeastError("no usable bars: every row was quarantined (see table 'quarantine')")
     summary.rows, summary.symbols = len(bars), int(bars["symbol"].nunique())
     summary.context_tables = tuple(ctx_tables)
 
-    wide, step_seconds = compute_all_features(bars, ctx_tables, engine, dask_address)
+    wide, step_seconds = compute_all_features(bars, ctx_tables, engine, dask_address, book)
     summary.seconds.update(step_seconds)
     logger.info("features: computed in {:.2f}s", sum(step_seconds.values()))
     summary.n_context_features = len(FEATURE_NAMES)
@@ -302,7 +323,7 @@ def build_feature_tables(
     timer.run("write features", lambda: tables.replace(FEATURES_TABLE, wide))
 
     def labels() -> int:
-        frame = compute_labels(bars)
+        frame = compute_labels(bars, actions=book)
         frame["created_timestamp"] = created
         tables.replace(LABELS_TABLE, frame)
         return len(frame)

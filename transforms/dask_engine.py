@@ -20,6 +20,7 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 
+from transforms.adjustments import ActionBook
 from transforms.context import MarketContext, context_features
 
 
@@ -35,11 +36,13 @@ def symbol_partitions(bars: pd.DataFrame, n_partitions: int) -> list[list[str]]:
     return [list(g) for g in groups if len(g)]
 
 
-def _compute_partition(part: pd.DataFrame, ctx: MarketContext) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _compute_partition(
+    part: pd.DataFrame, ctx: MarketContext, actions: ActionBook | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     from transforms import compute_features
 
     part = part.sort_values(["symbol", "event_timestamp"], kind="stable").reset_index(drop=True)
-    bar_feats = compute_features(part)
+    bar_feats = compute_features(part, actions=actions)
     bar_feats = bar_feats.sort_values(["symbol", "event_timestamp"], kind="stable")
     return bar_feats.reset_index(drop=True), context_features(part, ctx)
 
@@ -73,6 +76,7 @@ def compute_partitioned(
     address: str | None = None,
     n_partitions: int | None = None,
     client: object | None = None,
+    actions: ActionBook | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Bar-only and context features of `bars`, computed per symbol partition on Dask.
 
@@ -80,7 +84,9 @@ def compute_partitioned(
     """
     if client is None:
         with dask_client(address) as own:
-            return compute_partitioned(bars, ctx, n_partitions=n_partitions, client=own)
+            return compute_partitioned(
+                bars, ctx, n_partitions=n_partitions, client=own, actions=actions
+            )
     workers = len(client.scheduler_info().get("workers", {})) or 1  # type: ignore[attr-defined]
     groups = symbol_partitions(bars, n_partitions or 4 * workers)
     ctx_future = client.scatter(ctx, broadcast=True)  # type: ignore[attr-defined]
@@ -89,7 +95,7 @@ def compute_partitioned(
     # scattered, not embedded in the task graph: the inputs travel once, straight to a worker
     part_futures = client.scatter(parts)  # type: ignore[attr-defined]
     futures = [
-        client.submit(_compute_partition, part, ctx_future)  # type: ignore[attr-defined]
+        client.submit(_compute_partition, part, ctx_future, actions)  # type: ignore[attr-defined]
         for part in part_futures
     ]
     results = client.gather(futures)  # type: ignore[attr-defined]

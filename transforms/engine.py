@@ -7,6 +7,12 @@ bar for bar, and its speed comes from running the loop in compiled code.
 
 State per symbol: `STATE_SLOTS` float64 slots (rings and smoothers of every family) plus the last
 event time (int64 ns) that guards against replayed or late bars.
+
+Corporate actions (`transforms.adjustments`): before folding a bar of symbol i, every action of i
+known after its previous bar and at or before this one moves i's state onto the new price basis:
+each slot is multiplied by f**price / f_split**volume as its family's `Layout` declares, f being
+the split factor (level families) or split x dividend (return families). A symbol with nothing
+pending pays one comparison per bar.
 """
 
 from __future__ import annotations
@@ -89,6 +95,24 @@ FLOAT_NAMES: tuple[str, ...] = tuple(catalog.bar_float_names())
 N_FLOAT = len(FLOAT_NAMES)
 NO_TIME = np.iinfo(np.int64).min
 
+
+def _scaling_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per state slot: price exponent, volume exponent, 1.0 if the slot's family is on the
+    total-return basis (from each family's `Layout`)."""
+    from transforms.families.primitives import TOTAL
+
+    px, vol, total = [], [], []
+    for m in _MODULES:
+        p, v = m.STATE.exponents()
+        px.append(p)
+        vol.append(v)
+        total.append(np.full(m.STATE.size, 1.0 if m.STATE.basis == TOTAL else 0.0))
+    return np.concatenate(px), np.concatenate(vol), np.concatenate(total)
+
+
+PRICE_EXP, VOLUME_EXP, TOTAL_BASIS = _scaling_tables()
+SCALED = np.flatnonzero((PRICE_EXP != 0) | (VOLUME_EXP != 0)).astype(np.int64)
+
 if [f for f in catalog.FAMILIES.values() if f.kind == "bar" and f.name != "calendar"] != [
     catalog.FAMILIES[name] for name in KERNEL_FAMILIES
 ]:
@@ -139,9 +163,44 @@ def step_all(state, i, o, h, low, c, v, session, out, r, enabled):
 
 
 @njit(cache=True)
-def run_rows(state, last_ts, sym, ts, o, h, low, c, v, session, out, enabled):
+def apply_actions(state, i, t, next_ns, ptr, end, a_ts, a_split, a_div):
+    """Apply symbol i's pending actions known at or before `t` to its state row (the state
+    transformation of every family at once, per the declared slot scales)."""
+    k = ptr[i]
+    e = end[i]
+    while k < e and a_ts[k] <= t:
+        fs = a_split[k]
+        ft = fs * a_div[k]
+        for q in range(SCALED.size):
+            j = SCALED[q]
+            f = ft if TOTAL_BASIS[j] != 0.0 else fs
+            x = state[i, j]
+            pe = PRICE_EXP[j]
+            if pe == 1.0:
+                x *= f
+            elif pe == 2.0:
+                x *= f * f
+            elif pe != 0.0:
+                x *= f**pe
+            ve = VOLUME_EXP[j]
+            if ve == 1.0:
+                x /= fs
+            elif ve != 0.0:
+                x /= fs**ve
+            state[i, j] = x
+        k += 1
+    ptr[i] = k
+    next_ns[i] = a_ts[k] if k < e else np.iinfo(np.int64).max
+
+
+@njit(cache=True)
+def run_rows(
+    state, last_ts, sym, ts, o, h, low, c, v, session, out, enabled,
+    next_ns, ptr, end, a_ts, a_split, a_div,
+):  # fmt: skip
     """Fold rows in the given order; a row not newer than its symbol's last bar is skipped.
 
+    The last six arguments are the corporate actions (`adjustments.EngineActions.args()`).
     Returns the accepted mask; `out[r]` is written for accepted rows only.
     """
     accepted = np.zeros(sym.size, dtype=np.bool_)
@@ -149,6 +208,8 @@ def run_rows(state, last_ts, sym, ts, o, h, low, c, v, session, out, enabled):
         i = sym[r]
         if ts[r] <= last_ts[i]:
             continue
+        if ts[r] >= next_ns[i]:
+            apply_actions(state, i, ts[r], next_ns, ptr, end, a_ts, a_split, a_div)
         last_ts[i] = ts[r]
         # step_all's body, written out: calling the (IR-inlined) step_all here re-binds its array
         # arguments on every bar, an atomic reference-count pair each (~20 ms per 619k bars).
@@ -177,10 +238,15 @@ def run_rows(state, last_ts, sym, ts, o, h, low, c, v, session, out, enabled):
 
 
 @njit(cache=True)
-def update_one(state, last_ts, i, ts, o, h, low, c, v, session, out, enabled):
+def update_one(
+    state, last_ts, i, ts, o, h, low, c, v, session, out, enabled,
+    next_ns, ptr, end, a_ts, a_split, a_div,
+):  # fmt: skip
     """Single-bar variant of `run_rows` (no per-call array allocation); False = stale bar."""
     if ts <= last_ts[i]:
         return False
+    if ts >= next_ns[i]:
+        apply_actions(state, i, ts, next_ns, ptr, end, a_ts, a_split, a_div)
     last_ts[i] = ts
     step_all(state, i, o, h, low, c, v, session, out.reshape(1, out.size), 0, enabled)
     return True

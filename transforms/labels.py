@@ -6,7 +6,10 @@ meet features inside a point-in-time join (`transforms.training`), keyed by the 
 *prediction* is made (`event_timestamp`, the session close of the anchor bar).
 
 For a horizon of h bars, per symbol in time order:
-- `fwd_ret_h`  = close[t+h] / close[t] - 1 (simple return, over the symbol's own next h bars)
+- `fwd_ret_h`  = close[t+h] / (close[t] x F) - 1, the total return over the symbol's own next h
+  bars on the as-of-t basis: F is the product of split x dividend factors of the corporate actions
+  taking effect after bar t up to bar t+h (`transforms.adjustments.ActionBook.bar_factors`), so
+  a split between t and t+h is not a crash and a dividend is not a loss. Without actions F = 1.
 - `fwd_dir_h`  = 1.0 if fwd_ret_h > 0 else 0.0 (null when fwd_ret_h is null)
 - `label_available_at_h` = event_timestamp[t+h], the moment the label can first be observed.
   A training set built "as of" time T may only use rows with label_available_at_h <= T, and a
@@ -22,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from finfeast.errors import FinfeastError
+from transforms.adjustments import ActionBook
 
 HORIZONS: tuple[int, ...] = (1, 5, 20)
 LABELS_TABLE = "labels_daily"
@@ -46,8 +50,13 @@ def label_columns(horizons: Sequence[int] = HORIZONS) -> list[str]:
     return [c for h in horizons for c in (return_label(h), direction_label(h))]
 
 
-def compute_labels(bars: pd.DataFrame, horizons: Sequence[int] = HORIZONS) -> pd.DataFrame:
-    """Forward-return labels for every (symbol, event_timestamp) of `bars`.
+def compute_labels(
+    bars: pd.DataFrame,
+    horizons: Sequence[int] = HORIZONS,
+    actions: ActionBook | None = None,
+) -> pd.DataFrame:
+    """Forward-return labels for every (symbol, event_timestamp) of `bars` (total returns
+    through the corporate actions in `actions`).
 
     Returns one row per input bar, sorted by symbol then time, with `symbol`, `event_timestamp`,
     and per horizon `fwd_ret_h`, `fwd_dir_h`, `label_available_at_h`.
@@ -65,6 +74,16 @@ def compute_labels(bars: pd.DataFrame, horizons: Sequence[int] = HORIZONS) -> pd
     close = np.where(close > 0, close, np.nan)  # a non-positive price has no return
     ts = df["event_timestamp"]
     codes = pd.factorize(df["symbol"])[0]
+    # growth[r]: product of the action factors applied up to bar r (per symbol), so the factor
+    # between t and t+h is growth[t+h] / growth[t]
+    growth = np.ones(len(df))
+    if actions is not None and len(actions):
+        step = actions.bar_factors(
+            df["symbol"].to_numpy(), pd.DatetimeIndex(ts).as_unit("ns").asi8, total=True
+        )
+        first = np.r_[True, codes[1:] != codes[:-1]]
+        step[first] = 1.0  # actions at or before a symbol's first bar are in its basis already
+        growth = pd.Series(step).groupby(codes).cumprod().to_numpy()
     out = df[["symbol", "event_timestamp"]].copy()
     n = len(df)
     for h in horizons:
@@ -73,7 +92,7 @@ def compute_labels(bars: pd.DataFrame, horizons: Sequence[int] = HORIZONS) -> pd
         same = np.zeros(n, dtype=bool)
         if n > h:
             same[:-h] = codes[h:] == codes[:-h]
-            ahead[:-h] = close[h:]
+            ahead[:-h] = close[h:] / (growth[h:] / growth[:-h])
         ahead = np.where(same, ahead, np.nan)
         ret = ahead / close - 1.0
         out[return_label(h)] = ret

@@ -2,24 +2,42 @@
 per-symbol state and returns the bar-only features as of each bar, identical to
 `compute_features` over the same history.
 
-Replayed or late bars (event_timestamp <= the symbol's last folded bar) are NOT folded in:
-`update` returns None and `update_many` leaves them out of its result; both count them in
-`stale_bars`. At-least-once delivery makes replays normal, so this is not an exception. Unusable
-bars (null/non-positive prices, negative volume) raise InvalidBarsError before touching state.
+Arrival order decides (the lateness rule): each symbol's bars are folded in the order they
+arrive, never re-sorted by time, and a bar at or before its symbol's last folded event time
+changes no state and emits nothing: `update` returns None and `update_many` leaves it out of its
+result; both count it in `stale_bars`. So the result does not depend on how a stream is cut into
+micro-batches (a late bar is dropped whether it comes alone or with newer bars), and at-least-once
+redelivery is harmless. Unusable bars (null/non-positive prices, negative volume) raise
+InvalidBarsError before touching state.
+
+Corporate actions: give the `ActionBook` (`OnlineFeatures(actions=book)` or `set_actions`) and
+each symbol's state moves to the new price basis before its first bar at or after an action's
+knowledge time, as in `compute_features(bars, actions=book)`.
+
+Checkpoints: `snapshot(symbols)` returns bytes (format version, family code hashes, each symbol's
+state row and last event time) and `restore(blob)` merges them back; `pickle` goes through the same
+bytes plus the book. The pending action of a restored symbol is found again from its last event
+time, so the book position needs no storing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import struct
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from finfeast.errors import FinfeastError
 from transforms import frequency
+from transforms.adjustments import ActionBook, EngineActions
 from transforms.batch import PRICE_FIELDS, feature_frame, nanoseconds, utc_timestamps
 from transforms.engine import (
     FLOAT_NAMES,
+    KERNEL_FAMILIES,
     N_FLOAT,
     NO_TIME,
     STATE_SLOTS,
@@ -31,6 +49,20 @@ from transforms.families import calendar
 from transforms.validation import InvalidBarsError, check_bar, check_columns, raise_on_problems
 
 _ALL = family_mask()
+SNAPSHOT_FORMAT = 1
+_MAGIC = b"FFOS"
+
+
+class SnapshotError(FinfeastError):
+    """A snapshot blob that cannot be restored into this catalog (other format or definitions)."""
+
+
+def family_hashes() -> dict[str, str]:
+    """Code hash of every kernel family (catalog lineage): a snapshot restores only into the
+    same definitions, since its state rows are laid out by them."""
+    from transforms.catalog import FAMILIES
+
+    return {name: FAMILIES[name].code_hash for name in KERNEL_FAMILIES}
 
 
 def _ns(value: object) -> int:
@@ -54,7 +86,10 @@ class OnlineFeatures:
     """
 
     def __init__(
-        self, capacity: int = 1024, bar_frequency: frequency.BarFrequency | str | None = None
+        self,
+        capacity: int = 1024,
+        actions: ActionBook | None = None,
+        bar_frequency: frequency.BarFrequency | str | None = None,
     ) -> None:
         self.frequency = frequency.bar_frequency(bar_frequency)  # as compute_features'
         self._index: dict[str, int] = {}
@@ -62,10 +97,23 @@ class OnlineFeatures:
         self._last_ts = np.full(capacity, NO_TIME, dtype=np.int64)
         self._out = np.empty(N_FLOAT)
         self.stale_bars = 0
+        self.set_actions(actions)
 
     @property
     def symbols(self) -> list[str]:
         return list(self._index)
+
+    @property
+    def actions(self) -> ActionBook:
+        return self._book
+
+    def set_actions(self, actions: ActionBook | None) -> None:
+        """Use `actions` from now on. Each known symbol's next pending action is its first one
+        known after its last folded bar: an action known earlier is taken as already in its
+        state's basis (give the book before the ex-date, as a live feed would)."""
+        self._book = actions if actions is not None else ActionBook.empty()
+        n = len(self._index)
+        self._pending: EngineActions = self._book.cursor(self.symbols, self._last_ts[:n])
 
     def state_bytes(self, symbol: str | None = None) -> int:
         """Bytes of state one symbol holds (the same for every symbol)."""
@@ -83,7 +131,66 @@ class OnlineFeatures:
                     [self._last_ts, np.full(len(self._last_ts), NO_TIME, dtype=np.int64)]
                 )
             self._index[symbol] = i
+            self._pending.assign(i, symbol)
         return i
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def snapshot(self, symbols: Iterable[str] | None = None) -> bytes:
+        """The state of `symbols` (None = all) as versioned bytes for `restore`."""
+        names = self.symbols if symbols is None else list(symbols)
+        unknown = [s for s in names if s not in self._index]
+        if unknown:
+            raise KeyError(f"no state for symbol(s) {unknown[:5]}")
+        rows = np.array([self._index[s] for s in names], dtype=np.int64)
+        header = json.dumps(
+            {
+                "format": SNAPSHOT_FORMAT,
+                "families": family_hashes(),
+                "slots": STATE_SLOTS,
+                "bar_seconds": self.frequency.seconds,
+                "symbols": names,
+            }
+        ).encode()
+        state = np.ascontiguousarray(self._state[rows], dtype="<f8")
+        last = np.ascontiguousarray(self._last_ts[rows], dtype="<i8")
+        return b"".join([_MAGIC, struct.pack("<I", len(header)), header, state.data, last.data])
+
+    def restore(self, blob: bytes) -> list[str]:
+        """Merge a `snapshot` into this state (its symbols replace their rows here; others are
+        kept). Returns the restored symbols. SnapshotError when the blob is not a snapshot of
+        this format and these family definitions."""
+        header, state, last = _parse_snapshot(blob)
+        seconds = header.get("bar_seconds", self.frequency.seconds)
+        if seconds != self.frequency.seconds:
+            raise SnapshotError(
+                f"snapshot of {seconds}-second bars cannot restore a state of "
+                f"{self.frequency.seconds}-second bars"
+            )
+        names = header["symbols"]
+        rows = np.fromiter((self._slot(s) for s in names), dtype=np.int64, count=len(names))
+        self._state[rows] = state
+        self._last_ts[rows] = last
+        again = self._book.cursor(names, last)
+        for k, i in enumerate(rows):
+            self._pending.ptr[i] = again.ptr[k]
+            self._pending.end[i] = again.end[k]
+            self._pending.next_ns[i] = again.next_ns[k]
+        return list(names)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "snapshot": self.snapshot(),
+            "book": self._book,
+            "stale_bars": self.stale_bars,
+            "bar_seconds": self.frequency.seconds,
+        }
+
+    def __setstate__(self, saved: dict[str, Any]) -> None:
+        self.__init__(  # type: ignore[misc]
+            actions=saved["book"], bar_frequency=saved.get("bar_seconds")
+        )
+        self.restore(saved["snapshot"])
+        self.stale_bars = saved["stale_bars"]
 
     def update(self, bar: Mapping) -> dict[str, float] | None:
         """Fold one bar of one symbol; its features, or None for a replayed/late bar."""
@@ -94,7 +201,8 @@ class OnlineFeatures:
             raise InvalidBarsError(f"bar at {bar['event_timestamp']} has no symbol")
         i = self._slot(symbol)
         day = calendar.session_code(ts, self.frequency.intraday)
-        if not update_one(self._state, self._last_ts, i, ts, o, h, low, c, v, day, self._out, _ALL):
+        args = (self._state, self._last_ts, i, ts, o, h, low, c, v, day, self._out, _ALL)
+        if not update_one(*args, *self._pending.args()):
             self.stale_bars += 1
             return None
         frequency.annualise(self._out, self.frequency)
@@ -123,14 +231,25 @@ class OnlineFeatures:
             raise_on_problems(frame)
         slot = self._slot
         slots = np.fromiter((slot(s) for s in symbols), dtype=np.int64, count=len(symbols))
-        # Symbols are independent: fold each symbol's bars together, in event-time order (stable
-        # for ties, so the first of two equal-time bars wins); a symbol's state stays in cache.
-        order = np.lexsort((ts, slots))
+        # Symbols are independent: fold each symbol's bars together (its state stays in cache),
+        # in ARRIVAL order (a stable sort by symbol only): a bar not newer than the last folded
+        # one is dropped, whatever else shares its batch.
+        order = np.argsort(slots, kind="stable")
         slots, ts = slots[order], ts[order]
         session = calendar.session_codes_of(ts, self.frequency.intraday)
         out = np.empty((len(order), N_FLOAT))
         ordered = [p[order] for p in prices]
-        accepted = run_rows(self._state, self._last_ts, slots, ts, *ordered, session, out, _ALL)
+        accepted = run_rows(
+            self._state,
+            self._last_ts,
+            slots,
+            ts,
+            *ordered,
+            session,
+            out,
+            _ALL,
+            *self._pending.args(),
+        )
         frequency.annualise(out, self.frequency)
         n_stale = len(accepted) - int(accepted.sum())
         if n_stale:
@@ -139,12 +258,12 @@ class OnlineFeatures:
         return FoldedBars(rows=order, floats=out, days=session)
 
     def update_many(self, bars: pd.DataFrame) -> pd.DataFrame:
-        """Fold a micro-batch of bars of many symbols (any row order: each symbol's bars are
-        folded in event-time order).
+        """Fold a micro-batch of bars of many symbols, each symbol's bars in arrival (row) order.
 
-        Returns one row per folded bar, grouped by symbol in time order (`symbol,
-        event_timestamp` + features, catalog order); replayed/late bars, including repeats
-        inside the batch, are left out and counted.
+        Returns one row per folded bar, grouped by symbol in arrival order (`symbol,
+        event_timestamp` + features, catalog order); replayed/late bars (at or before the
+        symbol's last folded bar, including an earlier row of the same batch) are left out and
+        counted.
         """
         check_columns(bars)
         raise_on_problems(bars)
@@ -175,6 +294,36 @@ class FoldedBars:
     days: np.ndarray
 
     names = FLOAT_NAMES
+
+
+def _parse_snapshot(blob: bytes) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    if not isinstance(blob, (bytes, bytearray, memoryview)) or bytes(blob[:4]) != _MAGIC:
+        raise SnapshotError("not an OnlineFeatures snapshot (bad magic bytes)")
+    blob = bytes(blob)
+    (size,) = struct.unpack("<I", blob[4:8])
+    try:
+        header = json.loads(blob[8 : 8 + size])
+    except ValueError as exc:
+        raise SnapshotError(f"corrupt snapshot header: {exc}") from exc
+    if header.get("format") != SNAPSHOT_FORMAT:
+        raise SnapshotError(
+            f"snapshot format {header.get('format')!r}, this code reads {SNAPSHOT_FORMAT}"
+        )
+    ours = family_hashes()
+    theirs = header.get("families", {})
+    changed = sorted(f for f in set(ours) | set(theirs) if ours.get(f) != theirs.get(f))
+    if changed or header.get("slots") != STATE_SLOTS:
+        raise SnapshotError(
+            f"snapshot made by other family definitions ({', '.join(changed) or 'state layout'}"
+            " changed): rebuild the state from history instead of restoring it"
+        )
+    n = len(header["symbols"])
+    body = memoryview(blob)[8 + size :]
+    if len(body) != n * (STATE_SLOTS * 8 + 8):
+        raise SnapshotError(f"truncated snapshot: {len(body)} bytes for {n} symbols")
+    state = np.frombuffer(body[: n * STATE_SLOTS * 8], dtype="<f8").reshape(n, STATE_SLOTS)
+    last = np.frombuffer(body[n * STATE_SLOTS * 8 :], dtype="<i8")
+    return header, state, last
 
 
 def _usable(prices: list[np.ndarray]) -> bool:

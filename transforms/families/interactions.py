@@ -10,7 +10,7 @@ import math
 
 from numba import njit
 
-from transforms.families.primitives import NAN, Layout, column, ratio
+from transforms.families.primitives import NAN, NONE, PRICE, SPLIT, Layout, column, ratio
 
 (
     I_ATR14,
@@ -55,9 +55,9 @@ O_MOVE, O_RET_ADJ, O_RV_RATIO, O_RET_VOL, O_SPREAD, O_SQUEEZE = column(
 )
 SQRT_20 = math.sqrt(20.0)
 
-STATE = Layout()
-COUNT = STATE.scalar()
-PREV_CLOSE = STATE.scalar()
+STATE = Layout(SPLIT)  # move_atr_14 divides a close change by the split-basis ATR
+COUNT = STATE.scalar(NONE)
+PREV_CLOSE = STATE.scalar(PRICE)
 
 
 @njit(cache=True, inline="always")

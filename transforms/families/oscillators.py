@@ -14,6 +14,10 @@ from numba import njit
 from transforms import catalog as cat
 from transforms.families.primitives import (
     NAN,
+    NONE,
+    PRICE,
+    PRICE_VOLUME,
+    SPLIT,
     Layout,
     column,
     ring_abs_dev,
@@ -51,24 +55,26 @@ O_FASTK, O_SLOWK, O_SLOWD, O_WILLR = column(
 O_CCI = column([f"cci_{n}" for n in cat.CCI_WINDOWS])
 O_MFI = column([f"mfi_{MFI_N}"])[0]
 
-STATE = Layout()
-COUNT = STATE.scalar()
-PREV_CLOSE = STATE.scalar()
-RSI_GAIN = STATE.scalar(2 * RSI_N.size)
-RSI_LOSS = STATE.scalar(2 * RSI_N.size)
-HIGHS = STATE.ring(HL_CAP)
-LOWS = STATE.ring(HL_CAP)
-HI_TRACK = STATE.scalar(2)  # [max of the last FASTK highs, its age]: see track_max
-LO_TRACK = STATE.scalar(2)
-FASTK_RING = STATE.ring(SLOWK)
-SLOWK_SMA = STATE.smoother()
-SLOWK_RING = STATE.ring(SLOWD)
-SLOWD_SMA = STATE.smoother()
-TPS = STATE.ring(TP_CAP)
-PREV_TP = STATE.scalar()
-MF_POS = STATE.ring(MFI_N)
-MF_NEG = STATE.ring(MFI_N)
-MF_SUMS = STATE.scalar(2)
+STATE = Layout(SPLIT)  # oscillators of split-adjusted prices (as charting tools show them)
+COUNT = STATE.scalar(NONE)
+PREV_CLOSE = STATE.scalar(PRICE)
+RSI_GAIN = STATE.smoothers(RSI_N.size, PRICE)
+RSI_LOSS = STATE.smoothers(RSI_N.size, PRICE)
+HIGHS = STATE.ring(HL_CAP, PRICE)
+LOWS = STATE.ring(HL_CAP, PRICE)
+HI_TRACK = STATE.scalar(PRICE)  # [max of the last FASTK highs, its age]: see track_max
+STATE.scalar(NONE)
+LO_TRACK = STATE.scalar(PRICE)
+STATE.scalar(NONE)
+FASTK_RING = STATE.ring(SLOWK, NONE)  # %K values are ratios
+SLOWK_SMA = STATE.smoother(NONE)
+SLOWK_RING = STATE.ring(SLOWD, NONE)
+SLOWD_SMA = STATE.smoother(NONE)
+TPS = STATE.ring(TP_CAP, PRICE)
+PREV_TP = STATE.scalar(PRICE)
+MF_POS = STATE.ring(MFI_N, PRICE_VOLUME)  # money flows: invariant under a split
+MF_NEG = STATE.ring(MFI_N, PRICE_VOLUME)
+MF_SUMS = STATE.scalar(PRICE_VOLUME, 2)
 
 
 @njit(cache=True, inline="always")

@@ -12,6 +12,7 @@ Ring buffer layout at `base`: [count, next write position, cap values]; count sa
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -30,23 +31,72 @@ def column(names: list[str]) -> np.ndarray:
     return np.array([_FLOAT_COLUMNS[n] for n in names], dtype=np.int64)
 
 
+class Scale(NamedTuple):
+    """How a state slot changes when earlier prices are multiplied by a factor f (a corporate
+    action): the slot is multiplied by f**price * (1/f_split)**volume. Prices scale with f,
+    volumes inversely with the split factor only, price x volume is invariant under a split,
+    squares of prices scale with f**2; counts, positions, ages, ratios and log returns not at all."""
+
+    price: int
+    volume: int
+
+
+NONE = Scale(0, 0)
+PRICE = Scale(1, 0)
+PRICE2 = Scale(2, 0)
+VOLUME = Scale(0, 1)
+PRICE_VOLUME = Scale(1, 1)
+
+# Which factor a family's price slots take: SPLIT (level features: averages, bands, ATR, OBV...)
+# or TOTAL (split x dividend: features that are returns, so a dividend is not a loss).
+SPLIT = "split"
+TOTAL = "total"
+
+
 class Layout:
-    """Allocates named slots of a family's state vector at import time (plain Python ints)."""
+    """Allocates named slots of a family's state vector at import time (plain Python ints).
 
-    def __init__(self) -> None:
+    Every slot is declared with its `Scale`, so the engine can move a symbol's whole state onto a
+    new price basis when a corporate action takes effect (`transforms.adjustments`): the one state
+    transformation of the family. `basis` says which factor its price slots follow.
+    """
+
+    def __init__(self, basis: str = SPLIT) -> None:
+        if basis not in (SPLIT, TOTAL):
+            raise ValueError(f"basis must be {SPLIT!r} or {TOTAL!r}, got {basis!r}")
+        self.basis = basis
         self.size = 0
+        self.scales: list[Scale] = []
 
-    def scalar(self, n: int = 1) -> int:
+    def scalar(self, scale: Scale, n: int = 1) -> int:
         base = self.size
         self.size += n
+        self.scales.extend([scale] * n)
         return base
 
-    def ring(self, cap: int) -> int:
-        return self.scalar(2 + cap)
+    def ring(self, cap: int, scale: Scale) -> int:
+        """[count, next position] (unscaled) + `cap` values of `scale`."""
+        base = self.scalar(NONE, 2)
+        self.scalar(scale, cap)
+        return base
 
-    def smoother(self) -> int:
-        """Slots of `ta_sma`, `ta_ema` and `wilder`: [count, running value]."""
-        return self.scalar(2)
+    def smoother(self, scale: Scale) -> int:
+        """Slots of `ta_sma`, `ta_ema` and `wilder`: [count, running value of `scale`]."""
+        base = self.scalar(NONE)
+        self.scalar(scale)
+        return base
+
+    def smoothers(self, n: int, scale: Scale) -> int:
+        """`n` consecutive smoothers (the j-th at base + 2j)."""
+        base = self.size
+        for _ in range(n):
+            self.smoother(scale)
+        return base
+
+    def exponents(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-slot (price exponent, volume exponent) as float64 arrays."""
+        table = np.array([tuple(s) for s in self.scales], dtype=np.float64).reshape(-1, 2)
+        return table[:, 0].copy(), table[:, 1].copy()
 
 
 @njit(cache=True, inline="always")

@@ -14,6 +14,9 @@ from numba import njit
 from transforms import catalog as cat
 from transforms.families.primitives import (
     NAN,
+    NONE,
+    PRICE,
+    TOTAL,
     Layout,
     column,
     ring_moments,
@@ -33,13 +36,13 @@ O_PARK, O_GK, O_RS = column(
     [f"{p}_{RNG_N}" for p in ("parkinson", "garman_klass", "rogers_satchell")]
 )
 
-STATE = Layout()
-COUNT = STATE.scalar()
-PREV_CLOSE = STATE.scalar()
-LOG_RETS = STATE.ring(RV_CAP)
-PARK = STATE.ring(RNG_N)
-GK = STATE.ring(RNG_N)
-RS = STATE.ring(RNG_N)
+STATE = Layout(TOTAL)  # volatility of returns: split x dividend basis
+COUNT = STATE.scalar(NONE)
+PREV_CLOSE = STATE.scalar(PRICE)
+LOG_RETS = STATE.ring(RV_CAP, NONE)  # log returns: not linear in price, invariant under a factor
+PARK = STATE.ring(RNG_N, NONE)  # within-bar log ranges: invariant
+GK = STATE.ring(RNG_N, NONE)
+RS = STATE.ring(RNG_N, NONE)
 
 
 @njit(cache=True, inline="always")

@@ -11,7 +11,16 @@ import numpy as np
 from numba import njit
 
 from transforms import catalog as cat
-from transforms.families.primitives import NAN, Layout, column, ring_count, ring_lag, ring_push
+from transforms.families.primitives import (
+    NAN,
+    PRICE,
+    TOTAL,
+    Layout,
+    column,
+    ring_count,
+    ring_lag,
+    ring_push,
+)
 
 RET = np.array(cat.RET_WINDOWS, dtype=np.int64)
 LOG_RET = np.array(cat.LOG_RET_WINDOWS, dtype=np.int64)
@@ -26,8 +35,8 @@ O_ROC = column([f"roc_{n}" for n in cat.ROC_WINDOWS])
 O_MOM = column([f"mom_{n}" for n in cat.MOM_WINDOWS])
 O_MOM_LONG, O_GAP, O_INTRADAY = column([f"mom_{LONG}_{SKIP}", "gap_ret", "intraday_ret"])
 
-STATE = Layout()
-CLOSES = STATE.ring(CAP)
+STATE = Layout(TOTAL)  # returns: split x dividend basis
+CLOSES = STATE.ring(CAP, PRICE)
 
 
 @njit(cache=True, inline="always")

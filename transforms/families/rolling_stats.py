@@ -15,6 +15,9 @@ from numba import njit
 from transforms import catalog as cat
 from transforms.families.primitives import (
     NAN,
+    NONE,
+    PRICE,
+    TOTAL,
     Layout,
     column,
     ratio,
@@ -32,11 +35,11 @@ _STATS = ("mean", "std", "min", "max", "z", "skew")
 O_LR = np.stack([column([f"lr_{stat}_{n}" for stat in _STATS]) for n in cat.LR_STAT_WINDOWS])
 O_CZ = column([f"close_z_{n}" for n in cat.CLOSE_Z_WINDOWS])
 
-STATE = Layout()
-COUNT = STATE.scalar()
-PREV_CLOSE = STATE.scalar()
-LOG_RETS = STATE.ring(LR_CAP)
-CLOSES = STATE.ring(CZ_CAP)
+STATE = Layout(TOTAL)  # statistics of returns: split x dividend basis
+COUNT = STATE.scalar(NONE)
+PREV_CLOSE = STATE.scalar(PRICE)
+LOG_RETS = STATE.ring(LR_CAP, NONE)  # log returns: invariant under a factor
+CLOSES = STATE.ring(CZ_CAP, PRICE)  # close z-scores are scale-free; the ring follows the basis
 
 
 @njit(cache=True, inline="always")

@@ -12,6 +12,9 @@ from numba import njit
 from transforms import catalog as cat
 from transforms.families.primitives import (
     NAN,
+    NONE,
+    PRICE,
+    SPLIT,
     Layout,
     column,
     ratio,
@@ -46,14 +49,14 @@ O_MACD, O_MACD_SIG, O_MACD_HIST = column(
 )
 O_PAIR = column([f"sma_ratio_{a}_{b}" for a, b in cat.SMA_PAIRS])
 
-STATE = Layout()
-COUNT = STATE.scalar()
-CLOSES = STATE.ring(CAP)
-SMA_S = STATE.scalar(2 * SMA_N.size)
-EMA_S = STATE.scalar(2 * EMA_N.size)
-MACD_FAST = STATE.scalar()
-MACD_SLOW = STATE.smoother()
-MACD_SIGNAL = STATE.smoother()
+STATE = Layout(SPLIT)  # level features: split-adjusted prices
+COUNT = STATE.scalar(NONE)
+CLOSES = STATE.ring(CAP, PRICE)
+SMA_S = STATE.smoothers(SMA_N.size, PRICE)
+EMA_S = STATE.smoothers(EMA_N.size, PRICE)
+MACD_FAST = STATE.scalar(PRICE)
+MACD_SLOW = STATE.smoother(PRICE)
+MACD_SIGNAL = STATE.smoother(PRICE)  # EMA of the MACD line, a price difference
 
 
 @njit(cache=True, inline="always")

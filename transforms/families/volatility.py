@@ -14,6 +14,10 @@ from numba import njit
 from transforms import catalog as cat
 from transforms.families.primitives import (
     NAN,
+    NONE,
+    PRICE,
+    PRICE2,
+    SPLIT,
     Layout,
     column,
     ratio,
@@ -41,14 +45,14 @@ O_KC_UP, O_KC_LO, O_KC_PCTB = column(
 )
 O_HL = column(["hl_range"])[0]
 
-STATE = Layout()
-COUNT = STATE.scalar()
-PREV_CLOSE = STATE.scalar()
-ATR_S = STATE.scalar(2 * ATR_N.size)
-CLOSES = STATE.ring(BB_N)
-BB_SUM = STATE.smoother()
-BB_SUMSQ = STATE.smoother()
-KC_EMA_S = STATE.smoother()
+STATE = Layout(SPLIT)  # level features: split-adjusted prices
+COUNT = STATE.scalar(NONE)
+PREV_CLOSE = STATE.scalar(PRICE)
+ATR_S = STATE.smoothers(ATR_N.size, PRICE)
+CLOSES = STATE.ring(BB_N, PRICE)
+BB_SUM = STATE.smoother(PRICE)
+BB_SUMSQ = STATE.smoother(PRICE2)  # running sum of squared closes
+KC_EMA_S = STATE.smoother(PRICE)
 
 
 @njit(cache=True, inline="always")

@@ -11,7 +11,16 @@ import math
 from numba import njit
 
 from transforms import catalog as cat
-from transforms.families.primitives import NAN, Layout, column, ratio
+from transforms.families.primitives import (
+    NAN,
+    NONE,
+    PRICE,
+    SPLIT,
+    VOLUME,
+    Layout,
+    column,
+    ratio,
+)
 
 FAST, SLOW = cat.ADOSC
 FAST_K = 2.0 / (FAST + 1.0)
@@ -21,13 +30,13 @@ O_OBV, O_AD, O_ADOSC, O_LOG_VOL, O_CLV = column(
     ["obv", "ad", f"adosc_{FAST}_{SLOW}", "log_volume", "clv"]
 )
 
-STATE = Layout()
-COUNT = STATE.scalar()
-PREV_CLOSE = STATE.scalar()
-OBV = STATE.scalar()
-AD = STATE.scalar()
-AD_FAST = STATE.scalar()
-AD_SLOW = STATE.scalar()
+STATE = Layout(SPLIT)  # level features: split-adjusted prices and volumes
+COUNT = STATE.scalar(NONE)
+PREV_CLOSE = STATE.scalar(PRICE)
+OBV = STATE.scalar(VOLUME)
+AD = STATE.scalar(VOLUME)  # sum of close-location x volume
+AD_FAST = STATE.scalar(VOLUME)
+AD_SLOW = STATE.scalar(VOLUME)
 
 
 @njit(cache=True, inline="always")

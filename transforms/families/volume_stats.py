@@ -15,6 +15,10 @@ from numba import njit
 from transforms import catalog as cat
 from transforms.families.primitives import (
     NAN,
+    NONE,
+    PRICE_VOLUME,
+    SPLIT,
+    VOLUME,
     Layout,
     column,
     ratio,
@@ -40,12 +44,14 @@ O_PX_VWAP, O_VWAP_SESSION, O_DOLLAR, O_VOL_Z = column(
     ]
 )
 
-STATE = Layout()
-COUNT = STATE.scalar()
-VOLUMES = STATE.ring(VOL_CAP)
-TPV = STATE.ring(TPV_CAP)
-CV = STATE.ring(STATS_N)
-SESSION = STATE.scalar(3)  # session id, sum(tp * volume), sum(volume)
+STATE = Layout(SPLIT)  # level features: split-adjusted prices and volumes
+COUNT = STATE.scalar(NONE)
+VOLUMES = STATE.ring(VOL_CAP, VOLUME)
+TPV = STATE.ring(TPV_CAP, PRICE_VOLUME)
+CV = STATE.ring(STATS_N, PRICE_VOLUME)
+SESSION = STATE.scalar(NONE)  # session id, sum(tp * volume), sum(volume)
+STATE.scalar(PRICE_VOLUME)
+STATE.scalar(VOLUME)
 
 
 @njit(cache=True, inline="always")
