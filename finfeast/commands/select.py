@@ -103,5 +103,8 @@ def _versions(args: argparse.Namespace, settings: Settings) -> int:
     changed = bump(path, names, catalog.FAMILIES)
     for name, version in changed.items():
         print(f"{name}: v{version} ({catalog.FAMILIES[name].code_hash})")
+    if not changed:
+        print(f"{path}: every family matches its code, nothing to bump")
+        return 0
     print(f"{path}: {len(changed)} famil{'y' if len(changed) == 1 else 'ies'} bumped; commit it")
     return 0
