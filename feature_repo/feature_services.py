@@ -23,9 +23,16 @@ daily_v1 = FeatureService(
 
 def _selected_service(spec: dict) -> FeatureService:
     """A `price_model_v<n>` service from its committed file (immutable once written)."""
+    try:
+        features = projections(list(spec["features"]))
+    except KeyError as exc:  # a feature removed from the catalog: say which file, not a traceback
+        raise ValueError(
+            f"services/{spec['name']}.yaml: {exc.args[0]}; a service is immutable, so models "
+            "trained on it need the feature back, or a new selection (a new version)"
+        ) from None
     return FeatureService(
         name=spec["name"],
-        features=projections(list(spec["features"])),
+        features=features,
         description=spec["description"],
         tags=dict(spec["tags"]),
     )
