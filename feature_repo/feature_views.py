@@ -6,6 +6,7 @@ a feature to the catalog adds it here on the next `feast apply`. Every view read
 """
 
 from datetime import timedelta
+from pathlib import Path
 
 from data_sources import features_daily_source
 from entities import symbol
@@ -13,21 +14,22 @@ from feast import FeatureView, Field
 from feast.types import Float64, Int64
 
 from transforms import catalog
-from transforms.versioning import active_versions
+from transforms.versioning import load_versions
 
 # A daily value older than this is stale: weekends and exchange holidays fit inside it.
 DAILY_TTL = timedelta(days=10)
 
-# The version (and code hash) of each family that built this deployment's features_daily; before
-# the first build, the catalog's own. A definition change bumps it on the next `finfeast
-# features`, so `feast plan` shows the tag diff and `feast apply` records it in the registry.
-BUILT_VERSIONS = active_versions()
+# The committed version and code hash of each family (versions.yaml next to this file, reviewed
+# like code; tests/transforms/test_versioning.py fails when a family's code changes without a bump).
+# A bump shows in `feast plan` as a tag diff and `feast apply` records it in the registry. A family
+# not yet in the file (work in progress) gets the catalog's declared version and current hash.
+COMMITTED_VERSIONS = load_versions(Path(__file__).with_name("versions.yaml"))
 
 _DTYPES = {"float64": Float64, "int64": Int64}
 
 
 def _daily_view(family: catalog.FamilySpec) -> FeatureView:
-    built = BUILT_VERSIONS.get(family.name, {})
+    committed = COMMITTED_VERSIONS.get(family.name, {})
     return FeatureView(
         name=f"daily_{family.name}",
         entities=[symbol],
@@ -41,10 +43,10 @@ def _daily_view(family: catalog.FamilySpec) -> FeatureView:
         description=family.description,
         tags={
             "family": family.name,
-            "family_version": str(built.get("version", family.version)),
+            "family_version": str(committed.get("version", family.version)),
             "kind": family.kind,
             "source_tables": ",".join(family.source_tables),
-            "code_hash": built.get("code_hash", family.code_hash),
+            "code_hash": committed.get("code_hash") or family.code_hash,
         },
     )
 

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "finfeast.commands.core",
     "finfeast.commands.ingest",
     "finfeast.commands.features",
+    "finfeast.commands.select",
     "finfeast.commands.stream",
     "finfeast.commands.serve",
     "finfeast.commands.catalog",

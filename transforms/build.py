@@ -10,9 +10,9 @@ profile and either engine:
       -> `labels_daily` (total-return forward returns; never joined into features_daily)
 
 Both tables are rebuilt in full on every run (`replace`): the catalog is deterministic, so a rebuild
-after a definition change or a rollback gives exactly the values of that definition. The catalog's
-families, versions and code hashes are recorded in the version history (`transforms.versioning`) so
-the Feast views can be tagged with the version that produced the table.
+after a definition change or a rollback gives exactly the values of that definition. The committed
+family versions (`feature_repo/versions.yaml`, `transforms.versioning`) that built the tables are
+recorded in the deployment's build record; a family whose code differs from them is flagged.
 """
 
 from __future__ import annotations

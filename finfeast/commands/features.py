@@ -1,5 +1,5 @@
-"""`finfeast features` (compute the catalog into offline tables) and `finfeast select`
-(walk-forward feature selection into a versioned FeatureService).
+"""`finfeast features`: compute the catalog into offline tables (`finfeast select` and
+`finfeast versions` live in `finfeast.commands.select`).
 
 Import-light: pandas, scikit-learn, Dask and Feast are imported inside the handlers.
 """
@@ -33,29 +33,6 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     )
     p.set_defaults(handler=_features)
 
-    p = sub.add_parser(
-        "select",
-        parents=[common],
-        help="walk-forward feature selection -> FeatureService price_model_v<n> + report",
-        description="Walk-forward (expanding window, purged by the label horizon) gradient "
-        "boosting with permutation importance per fold; keeps stable, decorrelated features as "
-        "the next price_model_v<n> FeatureService, writes a JSON + PNG report comparing against a "
-        "naive shuffled split, then runs feast apply.",
-    )
-    p.add_argument(
-        "--horizon", type=int, default=5, choices=(1, 5, 20), help="label horizon in days"
-    )
-    p.add_argument("--folds", type=int, default=5, help="walk-forward folds (default 5)")
-    p.add_argument(
-        "--embargo", type=int, default=0, help="extra gap sessions on top of the horizon"
-    )
-    p.add_argument("--max-features", type=int, default=20, help="at most this many features")
-    p.add_argument("--symbols", help="comma-separated symbols (default: all)")
-    p.add_argument(
-        "--no-apply", action="store_true", help="write the service spec but do not feast apply"
-    )
-    p.set_defaults(handler=_select)
-
 
 def _features(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
@@ -70,29 +47,4 @@ def _features(args: argparse.Namespace, settings: Settings) -> int:
     for row in summary.to_rows():
         table.add_row(row["step"], f"{row['seconds']:.2f}", row["detail"])
     Console(width=140).print(table)
-    return 0
-
-
-def _select(args: argparse.Namespace, settings: Settings) -> int:
-    from finfeast.errors import FinfeastError
-    from transforms.selection import SelectionConfig, run_selection
-
-    if args.folds < 2:
-        raise FinfeastError("--folds must be at least 2")
-    symbols = tuple(s.strip() for s in args.symbols.split(",")) if args.symbols else None
-    config = SelectionConfig(
-        horizon=args.horizon,
-        n_folds=args.folds,
-        embargo=args.embargo,
-        max_features=args.max_features,
-        symbols=symbols,
-    )
-    result = run_selection(settings, config)
-    print(result)
-    print(f"selected: {', '.join(result.features)}")
-    print(f"plot: {result.report_png}")
-    if not args.no_apply:
-        from finfeast.store import apply_repo
-
-        print(apply_repo(settings))
     return 0

@@ -46,7 +46,9 @@ def test_every_registered_feature_is_listed_once_per_view(store, entries) -> Non
 
 def test_entries_carry_family_description_and_services_from_the_definitions(store, entries) -> None:
     from transforms import catalog
+    from transforms.versioning import load_versions
 
+    committed = load_versions()  # feature_repo/versions.yaml: the versions the views carry
     by_ref = {(e.view, e.name): e for e in entries}
     for family in catalog.FAMILIES.values():
         view = f"daily_{family.name}"
@@ -56,7 +58,7 @@ def test_entries_carry_family_description_and_services_from_the_definitions(stor
             entry = by_ref[(view, spec.name)]
             assert entry.family == family.name
             assert entry.description == spec.description
-            assert entry.version == str(family.version)
+            assert entry.version == str(committed[family.name]["version"])
             assert "symbol" in entry.entities
     for service in store.list_feature_services():
         for projection in service.feature_view_projections:

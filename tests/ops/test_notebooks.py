@@ -37,8 +37,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def populated(settings_factory):
+def populated(settings_factory, tmp_path_factory):
     """A local-profile store built by the real pipeline on the small real sources."""
+    import shutil
+
     from threadpoolctl import threadpool_limits
 
     from finfeast.store import apply_repo, materialize
@@ -46,7 +48,11 @@ def populated(settings_factory):
     from transforms.build import build_feature_tables
     from transforms.selection import SelectionConfig, run_selection
 
-    settings = settings_factory("local", "nb")
+    # a copy of feature_repo/: `run_selection` writes its price_model_v<n>.yaml into the repo's
+    # services/, which must not change the checkout
+    repo = tmp_path_factory.mktemp("nb_repo") / "feature_repo"
+    shutil.copytree(REPO_ROOT / "feature_repo", repo, ignore=shutil.ignore_patterns("__pycache__"))
+    settings = settings_factory("local", "nb", repo_path=repo)
     summary = run_ingest(settings, sources=SMALL_SOURCES, progress=False)
     assert summary.status in {"ok", "partial"}, summary
     build_feature_tables(settings)

@@ -197,6 +197,8 @@ DAILY_REPO_FILES = (
     "feature_services.py",
     "feature_store.yaml",
     "feature_store_prod.yaml",
+    "versions.yaml",
+    ".feastignore",
 )
 
 
@@ -205,7 +207,9 @@ def daily_repo_copy() -> Path:
 
     Why a copy: these tests are about the daily views and services; the stream and on-demand
     definitions of the same repo belong to other areas (covered by their tests and by the
-    end-to-end round trip) and must not make these fail or slow them down.
+    end-to-end round trip) and must not make these fail or slow them down. `services/` starts
+    empty: the tests write their own `price_model_v<n>.yaml` files (the shipped ones are applied
+    by tests/transforms/test_registry_from_git.py).
     """
     import shutil
     import tempfile
@@ -215,6 +219,7 @@ def daily_repo_copy() -> Path:
     target = Path(tempfile.mkdtemp(prefix="daily_repo_"))
     for name in DAILY_REPO_FILES:
         shutil.copy2(REPO_ROOT / "feature_repo" / name, target / name)
+    (target / "services").mkdir()
     return target
 
 
