@@ -378,7 +378,7 @@ def _asof_features(entities: pd.DataFrame, groups: dict, event_col: str) -> pa.T
                 created_col
                 and conn.execute(
                     f"SELECT count(*) > count(DISTINCT ({key_list}, {_q(ts_col)})) FROM {table}"
-                ).fetchone()[0]
+                ).fetchall()[0][0]
             )
             dedupe = (
                 f"QUALIFY row_number() OVER (PARTITION BY {key_list}, {_q(ts_col)} "
@@ -427,7 +427,7 @@ def asof_join(
             frame = frame.assign(**{event_col: pd.to_datetime(times, utc=True)})
         probe = frame[sorted(needed)].copy()
         t = pd.to_datetime(frame[event_col], utc=True)
-        probe[event_col] = t.astype("datetime64[us, UTC]")
+        probe[event_col] = t.dt.floor("us").astype("datetime64[us, UTC]")  # DuckDB precision
         probe[ROW_ID] = np.arange(len(frame))
         feats = _asof_features(probe, groups, event_col)
         out = pa.Table.from_pandas(frame, preserve_index=False)
