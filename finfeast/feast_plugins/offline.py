@@ -41,6 +41,7 @@ import ibis
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from feast.data_format import DeltaFormat
 from feast.data_source import DataSource
@@ -279,6 +280,11 @@ class ArrowRetrievalJob(RetrievalJob):
     def _to_df_internal(self, timeout: int | None = None) -> pd.DataFrame:
         return self._to_arrow_internal(timeout).to_pandas()
 
+    def to_df(self, validation_reference: Any = None, timeout: int | None = None) -> pd.DataFrame:
+        """Feast's `to_df` (on-demand views, validation, metrics) minus its `reset_index` copy:
+        `to_pandas` already gives a RangeIndex (the copy is ~15% of a 1M-row retrieval)."""
+        return self.to_arrow(validation_reference=validation_reference, timeout=timeout).to_pandas()
+
     @property
     def full_feature_names(self) -> bool:
         return self._full_feature_names
@@ -395,11 +401,14 @@ def _asof_features(entities: pd.DataFrame, groups: dict, event_col: str) -> pa.T
             joins.append(f"ASOF LEFT JOIN {src} ON {on} AND e.{et} >= {src}.__fts")
         if not ctes:
             return pa.table({ROW_ID: pa.array(np.arange(len(entities)))})
+        # No ORDER BY: sorting 50 wide columns in DuckDB costs more than one Arrow `take`.
         sql = (
-            f"WITH {', '.join(ctes)} SELECT {', '.join(columns)} "
-            f"FROM entities e {' '.join(joins)} ORDER BY e.{_q(ROW_ID)}"
+            f"WITH {', '.join(ctes)} SELECT e.{_q(ROW_ID)}, {', '.join(columns)} "
+            f"FROM entities e {' '.join(joins)}"
         )
-        return conn.sql(sql).to_arrow_table()
+        result = conn.sql(sql).to_arrow_table()
+        order = pc.sort_indices(result[ROW_ID])
+        return result.drop_columns([ROW_ID]).take(order)
     finally:
         conn.close()
 
