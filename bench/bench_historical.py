@@ -101,6 +101,7 @@ def bench_historical(args, root: Path) -> list[tuple[str, float, str]]:
     t = time.perf_counter()
     reference = merge_asof_reference(source, entities)
     rows.append(("pandas merge_asof (reference)", time.perf_counter() - t, "(reference)"))
+    print(rows[-1], flush=True)
     repo = build_price_repo(
         root / "px",
         args.data_dir,
@@ -156,6 +157,11 @@ def bench_materialize(args, root: Path) -> list[tuple[str, float, str]]:
     settings = load_settings("local", workdir=work, project=f"mat_{uuid.uuid4().hex[:6]}")
     apply_repo(settings)
     store = get_store(settings)
+    # Feast's run gets its own registry + online file, copied while still empty (tables made).
+    import shutil
+
+    shutil.copy(settings.registry_path, work / "feast_registry.db")
+    shutil.copy(settings.online_path, work / "feast_online.db")
     daily = [fv.name for fv in store.list_feature_views() if fv.name.startswith("daily_")]
     start, end = datetime(1970, 1, 2, tzinfo=UTC), datetime.now(UTC)
     configs = [("feast materialize via FinfeastDuckDBOfflineStore", None)]
@@ -166,9 +172,6 @@ def bench_materialize(args, root: Path) -> list[tuple[str, float, str]]:
         if offline_type is None:
             target = store
         else:
-            import shutil
-
-            shutil.copy(settings.registry_path, work / "feast_registry.db")
             target = store_with_offline(
                 settings.feature_store_yaml,
                 settings.repo_path,
