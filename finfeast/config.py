@@ -2,8 +2,11 @@
 
 Why one module: the Feast YAML files, `feature_repo/*.py` (imported by `feast apply`), the CLI and
 the tests must all agree on paths and connections. Everything is derived here from a handful of
-`FINFEAST_*` variables and exported back to the environment (`Settings.apply_env`) so that plain
-`feast -f feature_repo/feature_store.yaml ...` sees the same values (`eval "$(finfeast env)"`).
+`FINFEAST_*` variables. The local YAML in `feature_repo/` is literal (finfeast's default workdir,
+paths relative to the repo), so plain `feast` there needs nothing exported; for any Settings,
+`Settings.feature_store_yaml` is that YAML resolved for them (project, workdir paths) under the
+profile dir, and `Settings.apply_env` exports what `feature_repo/*.py` and the prod YAML read
+(`eval "$(finfeast env)"` does the same for a shell).
 
 | variable | default | meaning |
 |---|---|---|
