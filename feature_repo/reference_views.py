@@ -13,12 +13,11 @@ Local profile: the Parquet table under FINFEAST_OFFLINE_DIR; prod: the PostgreSQ
 import os
 from datetime import timedelta
 
+from data_sources import OFFLINE_DIR as _OFFLINE_DIR
+from data_sources import PROFILE as _PROFILE
 from entities import symbol
 from feast import FeatureView, Field, FileSource
 from feast.types import Bool, String
-
-_PROFILE = os.environ.get("FINFEAST_PROFILE", "local")
-_OFFLINE_DIR = os.environ.get("FINFEAST_OFFLINE_DIR", "var/local/offline")
 
 
 def _listings_source():

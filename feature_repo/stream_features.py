@@ -10,7 +10,7 @@ transforms catalog), so the jobs and Feast cannot disagree on names.
 import os
 from datetime import timedelta
 
-from data_sources import OFFLINE_DIR, offline_table_source
+from data_sources import OFFLINE_DIR, stream_log_source
 from entities import symbol
 from feast import Entity, FeatureService, FeatureView, Field, PushSource, ValueType
 from feast.feature_logging import LoggingConfig
@@ -37,7 +37,7 @@ account_id = Entity(
 def _push_source(name: str, log_table: str, description: str) -> PushSource:
     return PushSource(
         name=name,
-        batch_source=offline_table_source(log_table, description),
+        batch_source=stream_log_source(log_table, description),
         description=description,
     )
 

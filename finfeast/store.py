@@ -1,8 +1,10 @@
 """Feast store helpers: one place that turns `Settings` into a FeatureStore, applies, materializes.
 
 Why: the CLI, the main job, the stream jobs, notebooks and tests all need the same store for a
-profile. `get_store` exports the settings to the environment first (the YAML and `feature_repo`
-read `FINFEAST_*`), creates the PostgreSQL database for prod, and caches one store per settings.
+profile. `get_store` exports the settings to the environment first (`feature_repo/*.py` reads
+FINFEAST_PROFILE / FINFEAST_OFFLINE_DIR, the prod YAML its hosts and secrets), opens Feast on the
+YAML resolved for these settings (`Settings.feature_store_yaml`: the repo YAML with this workdir's
+project and paths), creates the PostgreSQL database for prod, and caches one store per settings.
 `apply_repo` runs Feast's own `apply_total` in-process, after purging previously imported
 `feature_repo` modules so a second apply (another profile, a test session) re-reads the env.
 """
@@ -215,7 +217,11 @@ def materialize(
                 f"unknown or non-materializable feature views: {', '.join(sorted(missing))}"
             )
     tables = open_tables(settings)
-    skipped = tuple(fv.name for fv in batch_views if not _source_exists(fv.batch_source, tables))
+    skipped = tuple(
+        fv.name
+        for fv in batch_views
+        if not _source_exists(fv.batch_source, tables, settings.repo_path)
+    )
     batch_views = [fv for fv in batch_views if fv.name not in skipped]
     if skipped:
         logger.warning("materialize: no offline data yet for {}", ", ".join(skipped))
@@ -234,11 +240,16 @@ def materialize(
     )
 
 
-def _source_exists(source: object, tables: object) -> bool:
-    """Whether a view's batch source has data to read (a Parquet file or a PostgreSQL table)."""
+def _source_exists(source: object, tables: object, repo_path: Path) -> bool:
+    """Whether a view's batch source has data to read (Parquet file or parts, a PostgreSQL table).
+
+    Only for the summary: the offline plugin reads a missing source as empty anyway.
+    """
     path = getattr(source, "path", None)
     if path is not None and type(source).__name__ == "FileSource":
-        return Path(path).exists()
+        from finfeast.feast_plugins.offline import scan_target, source_uri
+
+        return scan_target(source_uri(source, repo_path)) is not None  # type: ignore[arg-type]
     # PostgreSQLSource keeps its table behind get_table_query_string(); the source's name is
     # not the table's (e.g. `listings_source` reads table `listings`).
     query = getattr(source, "get_table_query_string", None)

@@ -18,7 +18,7 @@ def test_listings_view_serves_ingested_attributes(settings_factory, tmp_path: Pa
 
     repo = tmp_path / "repo"
     repo.mkdir()
-    for name in ("entities.py", "reference_views.py", "feature_store.yaml"):
+    for name in ("entities.py", "data_sources.py", "reference_views.py", "feature_store.yaml"):
         shutil.copy(REPO_ROOT / "feature_repo" / name, repo / name)
     settings = replace(settings_factory("local", "refview"), repo_path=repo)
     # an ingest without the listings source leaves an empty table: apply + materialize still work

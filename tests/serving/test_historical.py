@@ -1,8 +1,10 @@
-"""The lean ASOF point-in-time join equals Feast's get_historical_features on real data.
+"""Stock `get_historical_features` through the offline plugin equals Feast's DuckDB store.
 
-Entity rows include the edges that decide point-in-time correctness: exactly at a feature's
-event time (included), one second before it (previous row), just inside and just outside the
-10-day TTL (value / null), before a symbol's first bar (null) and an unknown symbol (null).
+The real-price repo (50 features, two views on one Parquet source, TTL 10 days) read through two
+FeatureStores on the same registry: Feast's `duckdb` offline store and finfeast's plugin. Entity
+rows include the edges that decide point-in-time correctness: exactly at a feature's event time
+(included), one second before it (previous row), just inside and just outside the 10-day TTL
+(value / null), before a symbol's first bar (null) and an unknown symbol (null).
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from finfeast.serving.historical import get_historical_features_asof
 from finfeast.serving.price_repo import SERVICE
 
 FEATURES = [f"ret_{k}" for k in range(1, 26)] + [f"range_{k}" for k in range(1, 26)]
+PLUGIN = "finfeast.feast_plugins.offline.FinfeastDuckDBOfflineStore"
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +32,17 @@ def duck_repo(tmp_path_factory: pytest.TempPathFactory, data_dir):
         symbols=["AAPL", "APTV", "IBM", "BHF"],
         materialize=False,
     )
+
+
+def plugin_store(repo):
+    """The repo's FeatureStore with the offline plugin instead of Feast's DuckDB store."""
+    import yaml
+    from feast import FeatureStore
+    from feast.repo_config import RepoConfig
+
+    raw = yaml.safe_load(repo.yaml.read_text())
+    raw["offline_store"] = {"type": PLUGIN}
+    return FeatureStore(config=RepoConfig(**raw, repo_path=repo.path))
 
 
 def _entities(source: pd.DataFrame) -> pd.DataFrame:
@@ -59,20 +72,16 @@ def _entities(source: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-@pytest.mark.parametrize("engine", ["pandas", "duckdb"])
-def test_asof_join_equals_feast(duck_repo, engine: str) -> None:
-    store = duck_repo.store()
+def test_plugin_equals_feast_duckdb(duck_repo) -> None:
     source = pd.read_parquet(duck_repo.path / "px_features.parquet")
     entities = _entities(source)
-    lean = get_historical_features_asof(store, entities, SERVICE, engine=engine)
-    feast = (
-        store.get_historical_features(
+    out = {}
+    for name, store in (("feast", duck_repo.store()), ("plugin", plugin_store(duck_repo))):
+        job = store.get_historical_features(
             entity_df=entities, features=store.get_feature_service(SERVICE)
         )
-        .to_df()
-        .sort_values("row")
-        .reset_index(drop=True)
-    )
+        out[name] = job.to_df().sort_values("row").reset_index(drop=True)
+    lean, feast = out["plugin"], out["feast"]
     assert list(lean["row"]) == list(entities["row"])
     assert list(lean["symbol"]) == list(feast["symbol"])
     a, b = lean[FEATURES].to_numpy(float), feast[FEATURES].to_numpy(float)
@@ -85,15 +94,17 @@ def test_asof_join_equals_feast(duck_repo, engine: str) -> None:
 
 
 def test_full_feature_names_and_missing_join_key(duck_repo) -> None:
-    store = duck_repo.store()
+    store = plugin_store(duck_repo)
+    service = store.get_feature_service(SERVICE)
     entities = pd.DataFrame(
         {"symbol": ["IBM"], "event_timestamp": [pd.Timestamp("2017-06-01", tz="UTC")]}
     )
-    for engine in ("pandas", "duckdb"):
-        out = get_historical_features_asof(
-            store, entities, SERVICE, full_feature_names=True, engine=engine
-        )
-        assert "px_returns__ret_1" in out.columns and "px_ranges__range_25" in out.columns
-        assert "ret_1" not in out.columns
-    with pytest.raises(ValueError, match="join key"):
-        get_historical_features_asof(store, entities.rename(columns={"symbol": "s"}), SERVICE)
+    out = store.get_historical_features(
+        entity_df=entities, features=service, full_feature_names=True
+    ).to_df()
+    assert "px_returns__ret_1" in out.columns and "px_ranges__range_25" in out.columns
+    assert "ret_1" not in out.columns
+    with pytest.raises(Exception, match="symbol"):
+        store.get_historical_features(
+            entity_df=entities.rename(columns={"symbol": "s"}), features=service
+        ).to_df()
