@@ -293,16 +293,14 @@ def test_split_adjusted_basis_keeps_only_later_splits(actions) -> None:
     assert np.prod(asof.dividend_factor[c:d]) == pytest.approx(np.prod(full.dividend_factor[a:b]))
 
 
-def test_feature_build_reads_the_actions_table_and_price_basis(tmp_path, data_dir, bars, actions):
+def test_feature_build_reads_the_actions_table_and_price_basis(settings_factory, bars, actions):
     """`finfeast features` (build_feature_tables) on a local profile: the corporate_actions table
     and the bars' price_basis reach the features and the labels."""
-    from conftest import make_settings
-
     from finfeast.offline import open_tables
     from transforms.build import FEATURES_TABLE, build_feature_tables
     from transforms.labels import LABELS_TABLE
 
-    settings = make_settings(tmp_path, data_dir, "local")
+    settings = settings_factory("local", "actionsbuild")
     settings.ensure_dirs()
     tables = open_tables(settings)
     some = bars[bars["symbol"].isin(["AAPL", "SPY"]) & (bars["date"] >= "2013-01-01")]
