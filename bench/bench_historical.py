@@ -1,6 +1,6 @@
 """Historical retrieval: point-in-time join of N entity rows x 50 features, per offline store.
 
-Data: the 50 real-price features of finfeast.serving.price_repo over the whole S&P 500 daily file
+Data: the 50 real-price features of bench.price_repo over the whole S&P 500 daily file
 (619k source rows, 505 symbols, 2013-2018). Entity rows: random (symbol, time) pairs over that
 span (fixed seed), so each row needs an as-of lookup within the views' 10-day TTL.
 
@@ -34,7 +34,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from finfeast.serving.historical import get_historical_features_asof  # noqa: E402
-from finfeast.serving.price_repo import (  # noqa: E402
+from bench.price_repo import (  # noqa: E402
     RANGE_FEATURES,
     RETURN_FEATURES,
     SERVICE,

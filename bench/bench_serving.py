@@ -33,7 +33,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from finfeast.processes import stop_process_group  # noqa: E402
-from finfeast.serving.price_repo import SERVICE, build_price_repo, drop_online_keys  # noqa: E402
+from bench.price_repo import SERVICE, build_price_repo, drop_online_keys  # noqa: E402
 
 PYTHON = sys.executable
 FEAST = str(Path(sys.executable).with_name("feast"))

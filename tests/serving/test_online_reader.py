@@ -15,7 +15,7 @@ import pytest
 
 from finfeast.serving.hot_cache import HotEntityCache
 from finfeast.serving.online_reader import RedisOnlineReader, UnsupportedRequest
-from finfeast.serving.price_repo import SERVICE
+from bench.price_repo import SERVICE
 
 
 def _same(a: object, b: object) -> bool:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import requests
 
-from finfeast.serving.price_repo import SERVICE
+from bench.price_repo import SERVICE
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,6 @@
+"""finfeast's Feast plugins, selected by `type:` in `feature_repo/feature_store*.yaml`.
+
+- `online.FinfeastRedisOnlineStore` / `online.FinfeastSqliteOnlineStore`: Feast's Redis and
+  SQLite online stores with a lean read path, an atomic newer-wins writer, real field statuses
+  and a format every process writes identically (`encoding`: one key builder, one dtype map).
+"""
