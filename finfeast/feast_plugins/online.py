@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from feast import FeatureService
+from feast.errors import FeastError
 from feast.infra.online_stores.redis import (
     RedisOnlineStore,
     RedisOnlineStoreConfig,
@@ -127,10 +128,86 @@ class _Unsupported(Exception):
     """The request needs a Feast feature the lean path does not cover: use Feast's path."""
 
 
+class InvalidOnlineRequest(FeastError):
+    """A malformed online request (bad feature reference, join key, entity values, ...).
+
+    A `FeastError` with HTTP status 422: Feast's own feature server (`feast serve`) answers it
+    with that status and `{"module", "class", "message"}` naming the problem, never a 500.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+    def http_status_code(self) -> int:
+        return 422
+
+
+def check_request(features: Any, entity_rows: Any) -> None:
+    """Reject what no store could answer, with a message naming the problem."""
+    if not isinstance(features, FeatureService):
+        if not isinstance(features, (list, tuple)) or not features:
+            raise InvalidOnlineRequest(
+                "no features requested: give 'features' or a feature service"
+            )
+        for ref in features:
+            if not isinstance(ref, str) or ":" not in ref:
+                raise InvalidOnlineRequest(
+                    f"feature reference {ref!r} must be '<feature_view>:<feature>' "
+                    "(e.g. 'daily_oscillators:rsi_14')"
+                )
+    if isinstance(entity_rows, Mapping):
+        if not entity_rows:
+            raise InvalidOnlineRequest("'entities' is empty: give the join key and its values")
+        lengths = {k: len(v) for k, v in entity_rows.items() if hasattr(v, "__len__")}
+        if len(set(lengths.values())) > 1:
+            raise InvalidOnlineRequest(f"entity columns differ in length: {lengths}")
+    elif isinstance(entity_rows, list):
+        if not entity_rows:
+            raise InvalidOnlineRequest("no entity rows given")
+    else:
+        raise InvalidOnlineRequest("entity rows must be a list of dicts or a dict of lists")
+
+
+def _check_entities(entity_rows: Any, plan: ReadPlan) -> None:
+    """Join-key problems of a request the lean plan covers: a 422 naming the key."""
+    if isinstance(entity_rows, Mapping):
+        given = list(entity_rows)
+        values = entity_rows.get(plan.join_key)
+    else:
+        given = sorted({k for r in entity_rows if isinstance(r, Mapping) for k in r})
+        values = None
+        if all(isinstance(r, Mapping) and plan.join_key in r for r in entity_rows):
+            values = [r[plan.join_key] for r in entity_rows]
+    if values is None:
+        raise InvalidOnlineRequest(
+            f"missing join key {plan.join_key!r} of the requested views (request gives {given})"
+        )
+    want, label = (int, "integers") if plan.entity_is_int else (str, "strings")
+    for v in values if isinstance(values, (list, tuple)) else []:
+        if type(v) is not want and not (want is int and hasattr(v, "__index__")):
+            raise InvalidOnlineRequest(
+                f"join key {plan.join_key!r} takes {label}; got {v!r} ({type(v).__name__})"
+            )
+
+
+def _feast_path(call: Callable[[], Any]) -> Any:
+    """Feast's own implementation, its request errors turned into `InvalidOnlineRequest`."""
+    from feast.errors import FeatureNameCollisionError
+
+    try:
+        return call()
+    except (FeatureNameCollisionError, KeyError, ValueError, TypeError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        raise InvalidOnlineRequest(str(message)) from exc
+
+
 def _view_plan(view: Any, display: str, feats: list[str], full: bool, versioning: bool) -> ViewPlan:
     known = {f.name for f in view.features}
-    if not feats or any(f not in known for f in feats) or len(set(feats)) != len(feats):
-        raise _Unsupported("unknown or repeated feature: Feast raises its own error")
+    unknown = [f for f in feats if f not in known]
+    if unknown:
+        raise InvalidOnlineRequest(f"feature view {view.name!r} has no feature {unknown[0]!r}")
+    if len(set(feats)) != len(feats):
+        raise _Unsupported("repeated feature: Feast's rules apply")
     name = enc.view_table_name(view, versioning)
     ttl = view.ttl.total_seconds() if view.ttl else 0
     fields = tuple(enc.feature_field(name, f) for f in feats) + (enc.ts_field(name),)
@@ -524,13 +601,61 @@ def _encode_proto_rows(
     return out
 
 
-class FinfeastRedisOnlineStore(RedisOnlineStore):
+class _LeanReads:
+    """`get_online_features` of both plugins: the lean plan when it covers the request, else
+    Feast's own implementation (which reads through the plugin's `online_read`)."""
+
+    _plans: _PlanCache
+
+    def _lean_ok(self, config: Any) -> bool:
+        return True
+
+    def layout(self, config: Any) -> Any:
+        raise NotImplementedError
+
+    def get_online_features(
+        self,
+        config: Any,
+        features: Any,
+        entity_rows: Any,
+        registry: Any,
+        project: str,
+        full_feature_names: bool = False,
+        include_feature_view_version_metadata: bool = False,
+    ) -> OnlineResponse:
+        check_request(features, entity_rows)
+        plan = None
+        if self._lean_ok(config) and not include_feature_view_version_metadata:
+            plan = self._plans.get(config, registry, project, features, full_feature_names)
+        if plan is not None:
+            _check_entities(entity_rows, plan)
+            entities = _entity_column(entity_rows, plan)
+            if entities is not None:
+                return self.layout(config).read_plan(plan, entities)
+        parent = super()
+        return _feast_path(
+            lambda: parent.get_online_features(  # type: ignore[misc]
+                config,
+                features,
+                entity_rows,
+                registry,
+                project,
+                full_feature_names,
+                include_feature_view_version_metadata,
+            )
+        )
+
+
+class FinfeastRedisOnlineStore(_LeanReads, RedisOnlineStore):
     """Feast's Redis online store with finfeast's lean reads and atomic newer-wins writes."""
 
     def __init__(self) -> None:
         super().__init__()
         self._layout: RedisLayout | None = None
         self._plans = _PlanCache()
+
+    def _lean_ok(self, config: Any) -> bool:
+        return self._fast(config)
 
     def _fast(self, config: Any) -> bool:
         online = config.online_store
@@ -580,32 +705,6 @@ class FinfeastRedisOnlineStore(RedisOnlineStore):
 
     async def online_read_async(self, config, table, entity_keys, requested_features=None):  # noqa: ANN001, ANN201
         return self.online_read(config, table, entity_keys, requested_features)
-
-    def get_online_features(
-        self,
-        config: Any,
-        features: Any,
-        entity_rows: Any,
-        registry: Any,
-        project: str,
-        full_feature_names: bool = False,
-        include_feature_view_version_metadata: bool = False,
-    ) -> OnlineResponse:
-        plan = None
-        if self._fast(config) and not include_feature_view_version_metadata:
-            plan = self._plans.get(config, registry, project, features, full_feature_names)
-        entities = _entity_column(entity_rows, plan) if plan is not None else None
-        if plan is None or entities is None:
-            return super().get_online_features(
-                config,
-                features,
-                entity_rows,
-                registry,
-                project,
-                full_feature_names,
-                include_feature_view_version_metadata,
-            )
-        return self.layout(config).read_plan(plan, entities)
 
     async def get_online_features_async(
         self,
@@ -778,7 +877,7 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-class FinfeastSqliteOnlineStore(SqliteOnlineStore):
+class FinfeastSqliteOnlineStore(_LeanReads, SqliteOnlineStore):
     """Feast's SQLite online store with finfeast's lean reads and format-stable, guarded writes."""
 
     def __init__(self) -> None:
@@ -835,29 +934,3 @@ class FinfeastSqliteOnlineStore(SqliteOnlineStore):
             }
             out.append((_datetime(ns), values))
         return out
-
-    def get_online_features(
-        self,
-        config: Any,
-        features: Any,
-        entity_rows: Any,
-        registry: Any,
-        project: str,
-        full_feature_names: bool = False,
-        include_feature_view_version_metadata: bool = False,
-    ) -> OnlineResponse:
-        plan = None
-        if not include_feature_view_version_metadata:
-            plan = self._plans.get(config, registry, project, features, full_feature_names)
-        entities = _entity_column(entity_rows, plan) if plan is not None else None
-        if plan is None or entities is None:
-            return super().get_online_features(
-                config,
-                features,
-                entity_rows,
-                registry,
-                project,
-                full_feature_names,
-                include_feature_view_version_metadata,
-            )
-        return self.layout(config).read_plan(plan, entities)
