@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from finfeast.serving.online_reader import UnsupportedRequest
+from finfeast.serving.responses import UnsupportedRequest
 
 if TYPE_CHECKING:
     import pandas as pd

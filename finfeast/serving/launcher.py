@@ -1,6 +1,8 @@
-"""Run the feature server: gunicorn + uvicorn workers with tuned defaults around `ServingApp`.
+"""Run the feature server: Feast's own app (`feast serve`'s) in tuned gunicorn + uvicorn workers.
 
-Why these defaults (measured, see bench/RESULTS.md "## Serving"): stock `feast serve` recycles its
+The app is `feast.feature_server.get_app(store)`, exactly what `feast serve` runs, over the
+profile's online store (finfeast's plugin), inside `ServingApp`'s thin metrics/serving-log
+middleware. Why these defaults (measured, see bench/RESULTS.md "## Serving"): stock `feast serve` recycles its
 single worker every ~1,000 requests (`--max-requests 1000`), which stalls for 1-1.6 s and resets
 connections, and writes an access-log line per request. Here: one worker per core, worker
 recycling off, no access log, keep-alive 30 s (clients reuse connections), registry cache TTL

@@ -48,7 +48,7 @@ def price_repo(
         tmp_path_factory.mktemp("price_repo"),
         data_dir,
         project=f"srv_{helpers.SESSION_ID}",
-        online="redis",
+        online="finfeast_redis",
         symbols=SYMBOLS,
     )
     yield repo

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from finfeast.serving.historical import get_historical_features_asof
 from bench.price_repo import SERVICE
+from finfeast.serving.historical import get_historical_features_asof
 
 FEATURES = [f"ret_{k}" for k in range(1, 26)] + [f"range_{k}" for k in range(1, 26)]
 
