@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -167,6 +167,24 @@ def decode_value(raw: bytes | None) -> Any:
     from feast.type_map import feast_value_type_to_python_type
 
     return feast_value_type_to_python_type(Value.FromString(raw))
+
+
+_DOUBLES: dict[int, Any] = {}
+
+
+def decode_column(raws: Sequence[bytes | None]) -> list[Any]:
+    """`decode_value` of a column; an all-double column is unpacked in one C call."""
+    n = len(raws)
+    try:
+        joined = b"".join(raws)  # type: ignore[arg-type]  # TypeError on a None
+    except TypeError:
+        joined = b""
+    if n and len(joined) == 9 * n and joined[::9] == b")" * n:
+        unpacker = _DOUBLES.get(n)
+        if unpacker is None:
+            unpacker = _DOUBLES[n] = struct.Struct("<" + "xd" * n).unpack
+        return list(unpacker(joined))
+    return [decode_value(r) for r in raws]
 
 
 # ---- keys -----------------------------------------------------------------------------------

@@ -123,6 +123,19 @@ class ReadPlan:
     def redis_fields(self) -> list[bytes]:
         return [f for v in self.views for f in v.fields]
 
+    @property
+    def value_types(self) -> dict[str, Any]:
+        """Feast ValueType per output name (what `OnlineResponse` uses to decode)."""
+        cached = self.__dict__.get("_types")
+        if cached is None:
+            cached = {}
+            for vp in self.views:
+                dtypes = {f.name: f.dtype for f in vp.view.features}
+                for feat, out in zip(vp.features, vp.output_names, strict=True):
+                    cached[out] = dtypes[feat].to_value_type()
+            object.__setattr__(self, "_types", cached)
+        return cached
+
 
 class _Unsupported(Exception):
     """The request needs a Feast feature the lean path does not cover: use Feast's path."""
@@ -412,50 +425,73 @@ class ColumnarOnlineResponse(OnlineResponse):
         if include_event_timestamps:
             return super().to_dict(include_event_timestamps=True)
         out: dict[str, Any] = {self._join_key: list(self._entities)}
-        decode = enc.decode_value
-        unpack = enc._UNPACK_DOUBLE
         for name, col in zip(self._names, self._raw, strict=True):
-            out[name] = [
-                unpack(r, 1)[0] if r and len(r) == 9 and r[0] == 0x29 else decode(r) for r in col
-            ]
+            out[name] = enc.decode_column(col)
         return out
 
 
+ViewColumns = tuple[Sequence[int | None], list[Sequence[bytes | None]]]
+
+
 def _assemble(
-    plan: ReadPlan,
-    entities: list[Any],
-    per_view: list[list[tuple[int | None, list[bytes | None]]]],
+    plan: ReadPlan, entities: list[Any], unique: list[Any], per_view: list[ViewColumns]
 ) -> ColumnarOnlineResponse:
-    """Columns in request order from per-view rows of the unique entities (first-seen order)."""
+    """The response from per-view columns over the unique entities (first-seen order).
+
+    `per_view[k]` = (event ns per unique entity, one column of raw values per feature).
+    Column-oriented so the common case (no repeated entity) copies no cell in Python.
+    """
     now_ns = time.time_ns()
-    index: dict[Any, int] = {}
-    order = [index.setdefault(e, len(index)) for e in entities]
-    raw_cols: list[list[bytes | None]] = []
+    order = None
+    if len(unique) != len(entities):
+        where = {e: i for i, e in enumerate(unique)}
+        order = [where[e] for e in entities]
+    raw_cols: list[Sequence[bytes | None]] = []
     status_cols: list[list[int]] = []
-    stamp_cols: list[list[int | None]] = []
-    types: dict[str, Any] = {}
-    for vp, rows in zip(plan.views, per_view, strict=True):
+    stamp_cols: list[Sequence[int | None]] = []
+    for vp, (stamps, cols) in zip(plan.views, per_view, strict=True):
         ttl = vp.ttl_ns
-        row_status = []
-        for ns, _vals in rows:
-            if ns is None:
-                row_status.append(NOT_FOUND)
-            elif ttl and now_ns - ns > ttl:
-                row_status.append(OUTSIDE_MAX_AGE)
-            else:
-                row_status.append(PRESENT)
-        statuses = [row_status[i] for i in order]
-        stamps = [rows[i][0] for i in order]
-        for j in range(len(vp.features)):
-            raw_cols.append([rows[i][1][j] for i in order])
-            status_cols.append(statuses)
-            stamp_cols.append(stamps)
-        dtypes = {f.name: f.dtype for f in vp.view.features}
-        for feat, out_name in zip(vp.features, vp.output_names, strict=True):
-            types[out_name] = dtypes[feat].to_value_type()
+        statuses = [
+            NOT_FOUND if ns is None else OUTSIDE_MAX_AGE if ttl and now_ns - ns > ttl else PRESENT
+            for ns in stamps
+        ]
+        if order is not None:
+            statuses = [statuses[i] for i in order]
+            stamps = [stamps[i] for i in order]
+            cols = [[c[i] for i in order] for c in cols]
+        raw_cols.extend(cols)
+        status_cols.extend([statuses] * len(cols))
+        stamp_cols.extend([stamps] * len(cols))
     return ColumnarOnlineResponse(
-        plan.join_key, entities, plan.feature_names, raw_cols, status_cols, stamp_cols, types
+        plan.join_key,
+        entities,
+        plan.feature_names,
+        raw_cols,
+        status_cols,
+        stamp_cols,  # type: ignore[arg-type]
+        plan.value_types,
     )
+
+
+class _KeyCache:
+    """Serialized entity keys of one-join-key lookups, bounded (hot entities repeat)."""
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self.limit = limit
+        self.keys: dict[tuple[str, Any], bytes] = {}
+
+    def get(self, join_key: str, values: list[Any]) -> list[bytes]:
+        keys = self.keys
+        out = []
+        for v in values:
+            k = (join_key, v)
+            b = keys.get(k)
+            if b is None:
+                if len(keys) >= self.limit:
+                    keys.clear()
+                b = keys[k] = enc.entity_key_bytes([join_key], [v])
+            out.append(b)
+        return out
 
 
 def _unique(entities: list[Any]) -> list[Any]:
@@ -518,6 +554,7 @@ class RedisLayout:
         self.key_ttl = int(key_ttl_seconds or 0)
         self._suffix = project.encode()
         self._script = client.register_script(_REDIS_CAS)
+        self._keys = _KeyCache()
 
     @classmethod
     def connect(cls, online: RedisOnlineStoreConfig, project: str, **overrides: Any) -> RedisLayout:
@@ -569,19 +606,21 @@ class RedisLayout:
 
     def read_plan(self, plan: ReadPlan, entities: list[Any]) -> ColumnarOnlineResponse:
         unique = _unique(entities)
-        keys = [enc.entity_key_bytes([plan.join_key], [e]) for e in unique]
-        replies = self.hmget(keys, plan.redis_fields)
-        per_view: list[list[tuple[int | None, list[bytes | None]]]] = []
+        replies = self.hmget(self._keys.get(plan.join_key, unique), plan.redis_fields)
+        columns = list(zip(*replies, strict=True))  # one tuple per hash field
+        per_view: list[ViewColumns] = []
         pos = 0
+        ts_ns = enc.timestamp_ns
         for vp in plan.views:
             n = len(vp.features)
-            rows = []
-            for reply in replies:
-                ns = enc.timestamp_ns(reply[pos + n])
-                rows.append((ns, reply[pos : pos + n] if ns is not None else [None] * n))
-            per_view.append(rows)
+            stamps = [ts_ns(raw) for raw in columns[pos + n]]
+            cols: list[Sequence[bytes | None]] = columns[pos : pos + n]
+            if None in stamps:  # no row for this view: nothing of it counts as read
+                missing = {i for i, ns in enumerate(stamps) if ns is None}
+                cols = [[None if i in missing else r for i, r in enumerate(c)] for c in cols]
+            per_view.append((stamps, cols))
             pos += n + 1
-        return _assemble(plan, entities, per_view)
+        return _assemble(plan, entities, unique, per_view)
 
     def close(self) -> None:
         self.client.close()
@@ -594,10 +633,20 @@ def _encode_proto_rows(
 ) -> list[Encoded]:
     """Feast's (EntityKeyProto, {name: ValueProto}, event time, created) rows -> encoded rows."""
     out: list[Encoded] = []
+    field_keys: dict[str, Any] = {}
+    stamps: dict[datetime, int] = {}  # rows of a push / materialize batch share few timestamps
     for entity_key, values, event_ts, _created in data:
         ek = enc.proto_entity_key_bytes(entity_key, version)
-        fields = [(field_of(name), val.SerializeToString()) for name, val in values.items()]
-        out.append((ek, enc.to_epoch_ns(event_ts), fields))
+        fields = []
+        for name, val in values.items():
+            fk = field_keys.get(name)
+            if fk is None:
+                fk = field_keys[name] = field_of(name)
+            fields.append((fk, val.SerializeToString()))
+        ns = stamps.get(event_ts)
+        if ns is None:
+            ns = stamps[event_ts] = enc.to_epoch_ns(event_ts)
+        out.append((ek, ns, fields))
     return out
 
 
@@ -757,6 +806,7 @@ class SqliteLayout:
         self.conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.project = project
+        self._keys = _KeyCache()
         self._ready: set[str] = set()
         self._sql: dict[str, str] = {}
 
@@ -860,9 +910,14 @@ class SqliteLayout:
 
     def read_plan(self, plan: ReadPlan, entities: list[Any]) -> ColumnarOnlineResponse:
         unique = _unique(entities)
-        keys = [enc.entity_key_bytes([plan.join_key], [e]) for e in unique]
-        per_view = [self.read(vp.name, keys, vp.features) for vp in plan.views]
-        return _assemble(plan, entities, per_view)
+        keys = self._keys.get(plan.join_key, unique)
+        per_view: list[ViewColumns] = []
+        for vp in plan.views:
+            rows = self.read(vp.name, keys, vp.features)
+            stamps = [ns for ns, _ in rows]
+            cols = [list(c) for c in zip(*(vals for _, vals in rows), strict=True)]
+            per_view.append((stamps, cols or [[] for _ in vp.features]))
+        return _assemble(plan, entities, unique, per_view)
 
     def close(self) -> None:
         self.conn.close()
