@@ -291,7 +291,20 @@ class _PlanCache:
         full: bool,
     ) -> ReadPlan | None:
         if isinstance(features, FeatureService):
-            shape: tuple = ("fs", features.name, id(features))
+            # by content, not identity: `feast serve` fetches a new object per request
+            shape: tuple = (
+                "fs",
+                features.name,
+                tuple(
+                    (
+                        p.name,
+                        p.name_to_use(),
+                        tuple(f.name for f in p.features),
+                        bool(p.join_key_map),
+                    )
+                    for p in features.feature_view_projections
+                ),
+            )
         else:
             try:
                 shape = tuple(features)
