@@ -235,3 +235,19 @@ def test_audit_finds_a_corrupted_online_value(server, price_store) -> None:
     assert example["symbol"] == "XOM" and example["feature"] == "px_returns__ret_1"
     assert example["served"] == pytest.approx(true_value + 0.5)
     assert example["backfill"] == pytest.approx(true_value)
+
+
+def test_serving_store_memoizes_feature_services_per_registry_refresh(price_repo) -> None:
+    from feast import FeatureStore
+
+    from finfeast.serving.launcher import serving_store
+
+    store = serving_store(FeatureStore)(
+        repo_path=str(price_repo.path), fs_yaml_file=price_repo.yaml
+    )
+    first = store.get_feature_service(SERVICE, allow_cache=True)
+    assert store.get_feature_service(SERVICE, allow_cache=True) is first
+    store.refresh_registry()
+    again = store.get_feature_service(SERVICE, allow_cache=True)
+    assert again is not first and again == first
+    assert store.get_feature_service(SERVICE) is not again  # uncached reads stay Feast's
