@@ -190,7 +190,12 @@ def _repo_config(settings: Any) -> Any:
 
         settings.apply_env()
         return load_repo_config(settings.repo_path, settings.feature_store_yaml)
-    except Exception:  # noqa: BLE001 - the writer works without it (no key TTL, no versioning)
+    except Exception as exc:  # noqa: BLE001 - the writer works without it (no key TTL, no versioning)
+        from loguru import logger
+
+        logger.warning(
+            f"online writer without the Feast repo config (no key TTL/versioning): {exc}"
+        )
         return None
 
 
@@ -200,7 +205,9 @@ def _online_names(settings: Any, config: Any) -> Callable[[ViewSpec], str] | Non
         return None
     from feast import FeatureStore
 
-    store = FeatureStore(repo_path=str(settings.repo_path), fs_yaml_file=settings.feature_store_yaml)
+    store = FeatureStore(
+        repo_path=str(settings.repo_path), fs_yaml_file=settings.feature_store_yaml
+    )
     names: dict[str, str] = {}
 
     def name(view: ViewSpec) -> str:
