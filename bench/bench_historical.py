@@ -1,7 +1,7 @@
 """Offline store plugin vs its baselines, side by side in one run (stock Feast SDK calls only).
 
 1. Historical retrieval: `store.get_historical_features(entity_df, feature_service).to_df()` for
-   N entity rows (default 1M) x the 50 real-price features of `finfeast.serving.price_repo` over
+   N entity rows (default 1M) x the 50 real-price features of `bench.price_repo` over
    the whole S&P 500 daily file (619k source rows, 2 views, TTL 10 days), random (symbol, time)
    entity rows (fixed seed). Three timings on the same data: a pandas `merge_asof` of the same
    join (the reference: also checks every store's values row by row), the SDK through
@@ -36,7 +36,7 @@ import pandas as pd
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from finfeast.serving.price_repo import (  # noqa: E402
+from bench.price_repo import (  # noqa: E402
     RANGE_FEATURES,
     RETURN_FEATURES,
     SERVICE,

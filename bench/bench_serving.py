@@ -1,13 +1,18 @@
-"""Online serving latency and throughput, with the raw Redis floor measured in the same run.
+"""Online serving: finfeast's online-store plugin vs stock Feast vs the raw Redis floor, one run.
 
-What is measured (50 real-price features of the S&P 500 file, 505 symbols, real Redis):
-  floor     raw redis-py: HMGET of the same hash fields (1 key) / a 100-key pipeline
-  sdk       FeatureStore.get_online_features with the feature service (stock Feast SDK)
-  lean      finfeast.serving.RedisOnlineReader (same results, proven in tests/serving)
-  lean+hot  the same with the hot-entity cache (freshness bound --cache-ms)
-  http      `finfeast serve` (lean path), `finfeast serve --feast-only` (Feast's handler with
-            tuned workers) and stock `feast serve` defaults, sequential over one keep-alive
-            connection; then 8 concurrent keep-alive clients (one process each) for --seconds.
+Two Feast repos built from the same data (50 real-price features of the S&P 500 file, 505
+symbols, real Redis, own projects): one with `type: redis` (stock Feast), one with
+`type: finfeast.feast_plugins.online.FinfeastRedisOnlineStore` (the plugin). Measured:
+  floor        raw redis-py: HMGET of the same 51 hash fields (1 key) / a 100-key pipeline
+  sdk stock    `store.get_online_features(service, rows).to_dict()` on the stock repo
+  sdk plugin   the same call on the plugin repo (`.to_dict()`; `+proto` also builds the proto,
+               which is what `feast serve` serialises)
+  push         `store.push` of 1,000 rows (plugin and stock) vs the stream jobs' fast writer
+               (`stream_jobs.online_writer.RedisOnlineWriter`) writing the same rows
+  http         stock `feast serve` (defaults; and tuned: -w N --no-access-log --max-requests 0)
+               on the stock repo, the same tuned `feast serve` on the plugin repo, and
+               `finfeast serve` (plugin + metrics middleware): sequential over one keep-alive
+               connection, then --clients concurrent keep-alive clients for --seconds.
 
 Usage: .venv/bin/python bench/bench_serving.py [--quick] [--seconds 60] [--skip-stock]
 Prints a Markdown block for bench/RESULTS.md. Machine noise is large: compare ratios in one run.
@@ -32,8 +37,8 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench.price_repo import SERVICE, VIEWS, build_price_repo, drop_online_keys  # noqa: E402
 from finfeast.processes import stop_process_group  # noqa: E402
-from finfeast.serving.price_repo import SERVICE, build_price_repo, drop_online_keys  # noqa: E402
 
 PYTHON = sys.executable
 FEAST = str(Path(sys.executable).with_name("feast"))
@@ -192,19 +197,6 @@ def load_test(port: int, bodies: list[bytes], clients: int, seconds: float) -> d
     return stats
 
 
-def scrape_hit_ratio(port: int) -> float | None:
-    """The server's own hot-entity cache hit ratio (None for servers without /metrics)."""
-    client = KeepAliveClient("127.0.0.1", port)
-    status, body = client.request("GET", "/metrics")
-    client.close()
-    if status != 200:
-        return None
-    for line in body.decode().splitlines():
-        if line.startswith("finfeast_serving_cache_hit_ratio "):
-            return float(line.split()[1])
-    return None
-
-
 def http_sequential(port: int, body_1: bytes, body_100: bytes, n: int) -> dict[str, dict]:
     client = KeepAliveClient("127.0.0.1", port)
     for body in (body_1, body_100):
@@ -222,13 +214,58 @@ def http_sequential(port: int, body_1: bytes, body_100: bytes, n: int) -> dict[s
 
 
 # ---- main --------------------------------------------------------------------------------------
+def _push_frame(n: int, base_s: float):  # noqa: ANN202 - a DataFrame
+    import pandas as pd
+
+    stamp = pd.Timestamp(base_s, unit="s", tz="UTC")
+    return pd.DataFrame(
+        {
+            "symbol": [f"B{i}" for i in range(n)],
+            "close": [100.0 + i / 7 for i in range(n)],
+            "event_timestamp": [stamp] * n,
+            "created_timestamp": [stamp] * n,
+        }
+    )
+
+
+def bench_push(stores: dict, project: str, reps: int) -> dict:
+    """store.push of 1,000 rows (each rep newer) vs the fast writer writing the same rows."""
+    import redis
+    from feast.data_source import PushMode
+
+    from stream_jobs.online_writer import RedisOnlineWriter
+    from stream_jobs.views import ViewSpec
+
+    base = time.time()
+    counter = iter(range(1, 10_000_000))
+    out = {}
+    for name, store in stores.items():
+        out[f"push {name}"] = timed(
+            lambda store=store: store.push(
+                "px_push", _push_frame(1000, base + next(counter)), to=PushMode.ONLINE
+            ),
+            reps,
+            warmup=3,
+        )
+    writer = RedisOnlineWriter(redis.Redis(host="127.0.0.1", port=6379), project)
+    view = ViewSpec("px_live", "symbol", (("close", "float64"),))
+
+    def fast() -> None:
+        frame = _push_frame(1000, base + next(counter))
+        ms = int(frame["event_timestamp"].iloc[0].timestamp() * 1000)
+        rows = [(s, ms, {"close": c}) for s, c in zip(frame["symbol"], frame["close"], strict=True)]
+        assert writer.write(view, rows).written == 1000
+
+    out["fast writer (stream jobs)"] = timed(fast, reps, warmup=3)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short run (10 s load, fewer reps)")
     parser.add_argument("--seconds", type=float, default=None, help="load test duration")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--cache-ms", type=float, default=50.0)
     parser.add_argument("--skip-stock", action="store_true", help="skip stock `feast serve`")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--json", type=Path, help="also write raw numbers here")
@@ -238,37 +275,35 @@ def main() -> int:
     data_dir = args.data_dir or Path(
         os.environ.get("FINFEAST_DATA_DIR", REPO_ROOT.parent / "shared" / "data")
     )
+    import redis
 
-    from feast import FeatureStore
+    from finfeast.feast_plugins import encoding as enc
 
-    from finfeast.serving.hot_cache import HotEntityCache
-    from finfeast.serving.online_reader import RedisOnlineReader
-
-    project = f"bench_{uuid.uuid4().hex[:8]}"
+    run = uuid.uuid4().hex[:8]
     root = Path(tempfile.mkdtemp(prefix="finfeast_bench_serving_"))
-    t = time.perf_counter()
-    repo = build_price_repo(root / "repo", data_dir, project, online="redis")
-    print(
-        f"built repo {project}: {len(repo.symbols)} symbols x {len(repo.features)} features "
-        f"in {time.perf_counter() - t:.1f}s",
-        flush=True,
-    )
+    repos = {}
+    for label, online in (("stock", "redis"), ("plugin", "finfeast_redis")):
+        t = time.perf_counter()
+        repos[label] = build_price_repo(root / label, data_dir, f"bench_{label}_{run}", online)
+        print(f"built {label} repo in {time.perf_counter() - t:.1f}s", flush=True)
+    repo = repos["plugin"]
     results: dict[str, object] = {"features": len(repo.features), "seconds": seconds}
     procs: list[subprocess.Popen] = []
     try:
-        store: FeatureStore = repo.store()
-        service = store.get_feature_service(SERVICE)
+        stores = {label: r.store() for label, r in repos.items()}
+        services = {label: st.get_feature_service(SERVICE) for label, st in stores.items()}
         syms = list(repo.symbols)
         one = [{"symbol": "AAPL"}]
         hundred = [{"symbol": s} for s in syms[:100]]
 
-        reader = RedisOnlineReader(store)
-        plan = reader.plan(feature_service=SERVICE)
-        import redis
-
         raw = redis.Redis(host="127.0.0.1", port=6379)
-        keys = [reader._redis_key(plan, s["symbol"]) for s in hundred]
-        fields = plan.fields
+        fields = [enc.feature_field(v, f) for v, feats in VIEWS.items() for f in feats]
+        fields += [enc.ts_field(v) for v in VIEWS]
+        keys = [
+            enc.redis_key(enc.entity_key_bytes(["symbol"], [r["symbol"]]), repo.project)
+            for r in hundred
+        ]
+        assert all(raw.exists(k) for k in keys)
 
         def floor_100() -> None:
             pipe = raw.pipeline(transaction=False)
@@ -276,33 +311,47 @@ def main() -> int:
                 pipe.hmget(k, fields)
             pipe.execute()
 
-        hot = RedisOnlineReader(store, cache=HotEntityCache(args.cache_ms))
-        sdk = {
-            "floor": {
+        def sdk(label: str, rows: list, proto: bool = False):  # noqa: ANN202
+            store, service = stores[label], services[label]
+
+            def call() -> None:
+                resp = store.get_online_features(features=service, entity_rows=rows)
+                resp.to_dict()
+                if proto:
+                    resp.proto  # noqa: B018 - what feast serve serialises
+
+            return call
+
+        # correctness guard: both repos answer the same values
+        a = stores["stock"].get_online_features(services["stock"], hundred).to_dict()
+        b = stores["plugin"].get_online_features(services["plugin"], hundred).to_dict()
+        assert a.keys() == b.keys() and all(
+            np.allclose(np.array(a[k], dtype=float), np.array(b[k], dtype=float), equal_nan=True)
+            for k in a
+            if k != "symbol"
+        )
+        in_process = {
+            "floor (raw redis-py)": {
                 "1": timed(lambda: raw.hmget(keys[0], fields), reps),
                 "100": timed(floor_100, reps // 4),
             },
-            "sdk": {
-                "1": timed(
-                    lambda: store.get_online_features(features=service, entity_rows=one), reps
-                ),
-                "100": timed(
-                    lambda: store.get_online_features(features=service, entity_rows=hundred),
-                    reps // 8,
-                ),
+            "sdk stock Feast": {
+                "1": timed(sdk("stock", one), reps),
+                "100": timed(sdk("stock", hundred), reps // 8),
             },
-            "lean": {
-                "1": timed(lambda: reader.get_online_features(SERVICE, one), reps),
-                "100": timed(lambda: reader.get_online_features(SERVICE, hundred), reps // 4),
+            "sdk plugin": {
+                "1": timed(sdk("plugin", one), reps),
+                "100": timed(sdk("plugin", hundred), reps // 4),
             },
-            "lean+hot": {
-                "1": timed(lambda: hot.get_online_features(SERVICE, one), reps),
-                "100": timed(lambda: hot.get_online_features(SERVICE, hundred), reps // 4),
+            "sdk plugin +proto": {
+                "1": timed(sdk("plugin", one, True), reps),
+                "100": timed(sdk("plugin", hundred, True), reps // 4),
             },
         }
-        sdk["lean+hot"]["hit_ratio"] = round(hot.cache.hit_ratio, 4)  # type: ignore[union-attr]
-        results["in_process"] = sdk
-        print(json.dumps(sdk, indent=1), flush=True)
+        results["in_process"] = in_process
+        print(json.dumps(in_process, indent=1), flush=True)
+        results["push"] = bench_push(stores, repo.project, 10 if args.quick else 40)
+        print(json.dumps(results["push"], indent=1), flush=True)
 
         body_1 = json.dumps({"feature_service": SERVICE, "entities": {"symbol": ["AAPL"]}}).encode()
         body_100 = json.dumps(
@@ -313,33 +362,47 @@ def main() -> int:
             json.dumps({"feature_service": SERVICE, "entities": {"symbol": [s]}}).encode()
             for s in syms
         ]
-        yaml = str(repo.yaml)
-        lean = [FINFEAST, "serve", "--feature-store-yaml", yaml]
-        lean += ["--workers", str(args.workers), "--no-serving-logs"]
-        servers = {
-            "finfeast serve (lean)": lean,
-            f"finfeast serve (lean + hot cache {args.cache_ms:g} ms)": [
-                *lean,
-                "--cache-ms",
-                str(args.cache_ms),
-            ],
-            "finfeast serve --feast-only (tuned workers)": [*lean, "--feast-only"],
-        }
+        tuned = ["-w", str(args.workers), "--no-access-log", "--max-requests", "0"]
+        tuned += ["--keep-alive-timeout", "30"]
+        servers: dict[str, list[str]] = {}
         if not args.skip_stock:
-            servers["stock feast serve (defaults)"] = [FEAST, "-f", yaml, "serve"]
+            servers["stock feast serve, stock store (defaults)"] = [
+                FEAST,
+                "-f",
+                str(repos["stock"].yaml),
+                "serve",
+            ]
+        servers["stock feast serve, stock store (tuned)"] = [
+            FEAST,
+            "-f",
+            str(repos["stock"].yaml),
+            "serve",
+            *tuned,
+        ]
+        servers["stock feast serve, plugin store (tuned)"] = [
+            FEAST,
+            "-f",
+            str(repo.yaml),
+            "serve",
+            *tuned,
+        ]
+        servers["finfeast serve (plugin + middleware)"] = [
+            FINFEAST,
+            "serve",
+            "--feature-store-yaml",
+            str(repo.yaml),
+            "--workers",
+            str(args.workers),
+            "--no-serving-logs",
+        ]
         http: dict[str, object] = {}
         for name, cmd in servers.items():
             port = free_port()
-            if cmd[0] == FEAST:
-                cmd = [*cmd, "--port", str(port)]
-            else:
-                cmd = [*cmd, "--port", str(port)]
-            proc = start_server(cmd, port, root / f"server_{port}.log")
+            proc = start_server([*cmd, "--port", str(port)], port, root / f"server_{port}.log")
             procs.append(proc)
             try:
                 seq = http_sequential(port, body_1, body_100, reps)
                 load = load_test(port, bodies, args.clients, seconds)
-                load["cache_hit_ratio"] = scrape_hit_ratio(port)
             finally:
                 stop_server(proc)
                 procs.remove(proc)
@@ -349,7 +412,9 @@ def main() -> int:
     finally:
         for proc in procs:
             stop_server(proc)
-        drop_online_keys(repo)
+        for r in repos.values():
+            drop_online_keys(r)
+    results["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(render_markdown(results, args, len(repo.symbols)))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
@@ -358,37 +423,48 @@ def main() -> int:
 
 def render_markdown(results: dict, args: argparse.Namespace, n_symbols: int) -> str:
     ip = results["in_process"]
-    floor100 = ip["floor"]["100"]["p50_ms"]
+    floor = ip["floor (raw redis-py)"]
     lines = [
-        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: 2 cores, 24 GiB; "
+        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: 2 cores (shared); "
         f"{results['features']} features (real S&P 500 prices, {n_symbols} symbols), Redis 7 on "
-        f"loopback; {args.clients} clients x {results['seconds']:g} s load.",
-        f" 1-min load average at the end: {os.getloadavg()[0]:.1f} (the 2 cores are shared).",
+        f"loopback; {args.clients} clients x {results['seconds']:g} s load, "
+        f"{args.workers} workers.",
+        f"`uptime` at the end: {results['uptime']}",
         "",
-        "| path | 1 entity p50 / p99 ms | 100 entities p50 / p99 ms | 100-entity p50 vs floor |",
+        "| in-process path | 1 entity p50 / p99 ms | 100 entities p50 / p99 ms | "
+        "100-entity p50 vs floor |",
         "|---|---|---|---|",
     ]
     for name, r in ip.items():
         lines.append(
             f"| {name} | {r['1']['p50_ms']:.3f} / {r['1']['p99_ms']:.3f} | "
             f"{r['100']['p50_ms']:.2f} / {r['100']['p99_ms']:.2f} | "
-            f"{r['100']['p50_ms'] / floor100:.2f}x |"
+            f"{r['100']['p50_ms'] / floor['100']['p50_ms']:.2f}x |"
         )
+    push = results["push"]
+    fast = push["fast writer (stream jobs)"]["p50_ms"]
+    lines += ["", "| 1,000-row online write | p50 / p99 ms | vs fast writer |", "|---|---|---|"]
+    for name, r in push.items():
+        lines.append(
+            f"| {name} | {r['p50_ms']:.1f} / {r['p99_ms']:.1f} | {r['p50_ms'] / fast:.2f}x |"
+        )
+    http = results["http"]
+    base = http.get("stock feast serve, stock store (defaults)") or next(iter(http.values()))
     lines += [
         "",
         "| HTTP server | seq 1 entity p50 / p99 ms | seq 100 entities p50 / p99 ms | "
-        f"{args.clients} clients req/s | p50 / p99 ms under load | errors |",
-        "|---|---|---|---|---|---|",
+        f"{args.clients} clients req/s | vs stock defaults | p50 / p99 ms under load | "
+        "1-entity p99 under load vs floor p99 | errors |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for name, r in results["http"].items():
+    for name, r in http.items():
         s, ld = r["sequential"], r["load"]
         drops = f" ({s['reconnects']} dropped connections)" if s["reconnects"] else ""
-        if ld.get("cache_hit_ratio"):
-            drops += f" (cache hit ratio {ld['cache_hit_ratio']:.2f})"
         lines.append(
             f"| {name}{drops} | {s['1']['p50_ms']:.2f} / {s['1']['p99_ms']:.2f} | "
             f"{s['100']['p50_ms']:.2f} / {s['100']['p99_ms']:.2f} | {ld['rps']:.0f} | "
-            f"{ld['p50_ms']:.2f} / {ld['p99_ms']:.2f} | {ld['errors']} |"
+            f"{ld['rps'] / base['load']['rps']:.1f}x | {ld['p50_ms']:.2f} / {ld['p99_ms']:.2f} | "
+            f"{s['1']['p99_ms'] / floor['1']['p99_ms']:.1f}x seq | {ld['errors']} |"
         )
     return "\n".join(lines)
 

@@ -41,8 +41,8 @@ def project_store(service: str):
 
 
 def demo_store(workdir: Path, data_dir: Path):
-    """A small real-price repo (finfeast.serving.price_repo) and labels from the same bars."""
-    from finfeast.serving.price_repo import SERVICE, build_price_repo, load_price_features
+    """A small real-price repo (bench.price_repo) and labels from the same bars."""
+    from bench.price_repo import SERVICE, build_price_repo, load_price_features
     from transforms.labels import compute_labels
 
     repo = build_price_repo(

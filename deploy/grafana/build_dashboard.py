@@ -89,11 +89,11 @@ PANELS: tuple[Panel, ...] = (
     ),
     Panel(
         "Serving latency (p50 / p99)",
-        "Server-side /get-online-features latency by read path (lean Redis path or Feast SDK).",
+        "Server-side latency by route (Feast's handlers over the finfeast online-store plugin).",
         "s",
         (
-            Query(_quantile(0.5, "finfeast_serving_request_seconds", "path"), "{{path}} p50"),
-            Query(_quantile(0.99, "finfeast_serving_request_seconds", "path"), "{{path}} p99"),
+            Query(_quantile(0.5, "finfeast_serving_request_seconds", "route"), "{{route}} p50"),
+            Query(_quantile(0.99, "finfeast_serving_request_seconds", "route"), "{{route}} p99"),
         ),
     ),
     Panel(
@@ -108,15 +108,14 @@ PANELS: tuple[Panel, ...] = (
         ),
     ),
     Panel(
-        "Hot-entity cache hit ratio",
-        "Share of entity reads answered by the in-process cache within its freshness bound.",
+        "Serving error share",
+        "Share of feature-server requests not answered 200 (4xx: malformed requests; 5xx: faults).",
         "percentunit",
         (
             Query(
-                "sum(rate(finfeast_serving_cache_hits_total[5m])) / (sum(rate("
-                "finfeast_serving_cache_hits_total[5m])) + sum(rate("
-                "finfeast_serving_cache_misses_total[5m])))",
-                "hit ratio",
+                '1 - sum(rate(finfeast_serving_requests_total{status="200"}[5m])) / '
+                "sum(rate(finfeast_serving_requests_total[5m]))",
+                "non-200 share",
             ),
         ),
     ),

@@ -1,6 +1,6 @@
 """`finfeast serve`, `finfeast monitor`, `finfeast audit`: serving and its operations.
 
-    finfeast serve [--workers 2 --port 6566 --cache-ms 50]    tuned feature server (Feast API)
+    finfeast serve [--workers 2 --port 6566]                  Feast's feature server, tuned workers
     finfeast monitor [--current-days 30 --baseline-days 365]  data-quality report + metrics file
     finfeast audit [--service realtime_v1 --hours 24]         served values vs backfill
 
@@ -19,11 +19,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser(
         "serve",
         parents=[common],
-        help="run the feature server (Feast HTTP API, tuned workers, /metrics)",
-        description="Feast's HTTP feature server (/get-online-features, /push, /health, ...) "
-        "with tuned gunicorn workers (no recycling, no access log, keep-alive), a lean Redis "
-        "read path for /get-online-features, an optional hot-entity cache, serving logs for "
-        "feature services with a logging config, and Prometheus metrics at /metrics.",
+        help="run the feature server (Feast's HTTP app, tuned workers, /metrics)",
+        description="Feast's own HTTP feature server (what `feast serve` runs: "
+        "/get-online-features, /push, /health, ...) over the profile's online store "
+        "(finfeast's plugin), with tuned gunicorn workers (no recycling, no access log, "
+        "keep-alive), request counts by route and status at /metrics, and serving logs for "
+        "feature services with a logging config.",
     )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=6566, help="port (default 6566)")
@@ -40,18 +41,6 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--access-log", action="store_true", help="log every request (slower)")
     p.add_argument(
         "--registry-ttl", type=int, default=60, help="registry cache TTL seconds (default 60)"
-    )
-    p.add_argument(
-        "--cache-ms",
-        type=float,
-        default=0.0,
-        help="hot-entity cache freshness bound in ms (default 0 = no cache)",
-    )
-    p.add_argument("--cache-entries", type=int, default=10_000, help="hot-entity cache size")
-    p.add_argument(
-        "--feast-only",
-        action="store_true",
-        help="serve every request through Feast's own handler (no lean Redis path)",
     )
     p.add_argument("--no-serving-logs", action="store_true", help="do not log served features")
     p.add_argument(
@@ -133,8 +122,6 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise FinfeastError("--workers must be at least 1")
-    if args.cache_ms < 0:
-        raise FinfeastError("--cache-ms must be >= 0")
     repo, yaml = _store_paths(args, settings)
     options = ServeOptions(
         host=args.host,
@@ -144,9 +131,6 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         max_requests=args.max_requests,
         access_log=args.access_log,
         app=AppOptions(
-            lean=not args.feast_only,
-            cache_ms=args.cache_ms,
-            cache_entries=args.cache_entries,
             registry_ttl_s=args.registry_ttl,
             serving_logs=not args.no_serving_logs,
             log_flush_s=args.log_flush_seconds,

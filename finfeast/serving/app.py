@@ -1,14 +1,17 @@
-"""The feature server's ASGI app: Feast's own app plus a lean `/get-online-features` and `/metrics`.
+"""The feature server's ASGI app: Feast's own app in a thin middleware (metrics, serving logs).
 
-Why a wrapper instead of a fork: every Feast endpoint (`/push`, `/health`, `/materialize`, ...)
-keeps Feast's behaviour by delegation. Only two routes are ours:
-- `POST /get-online-features` answers from `RedisOnlineReader` (same JSON as Feast's handler,
-  optional hot-entity cache, serving logs for services with a logging config). A request the lean
-  path does not cover (on-demand views, non-Redis stores, version metadata, several join keys) is
-  replayed to Feast's handler unchanged, so clients never see a difference except speed.
-- `GET /metrics`: Prometheus exposition summed over workers (ours and Feast's request metrics).
-Per-worker state (Redis connections, the cache, the log flusher) is created at lifespan startup,
-after gunicorn forks.
+Why a middleware and nothing more: every route, `/get-online-features` included, is Feast's own
+handler over the configured online store (finfeast's plugin makes it fast, and its
+`InvalidOnlineRequest` makes Feast answer malformed requests with 422 naming the problem). The
+middleware only watches:
+- `GET /metrics`: Prometheus exposition summed over workers;
+- every HTTP request is counted by route and status (`finfeast_serving_requests_total`), also
+  when Feast's app re-raises an exception after sending its error response (Starlette's
+  `ServerErrorMiddleware` does that, which is why a counter inside Feast's app misses them);
+  an exception raised before any response was sent becomes a JSON 500, counted;
+- serving logs: for a feature service with a logging config, the rows of a 200 response go to
+  `feature_log.ServingLogger` (Feast 0.67's Python server does not log them itself).
+Per-worker state (the log flusher) is created at lifespan startup, after gunicorn forks.
 """
 
 from __future__ import annotations
@@ -25,15 +28,28 @@ if TYPE_CHECKING:
 
 ONLINE_ROUTE = "/get-online-features"
 JSON_HEADERS = [(b"content-type", b"application/json")]
+# Feast's routes keep their name in the metrics; anything else is "other" (bounded labels).
+KNOWN_ROUTES = frozenset(
+    {
+        ONLINE_ROUTE,
+        "/push",
+        "/write-to-online-store",
+        "/health",
+        "/materialize",
+        "/materialize-incremental",
+        "/search",
+        "/retrieve-online-documents",
+        "/metrics",
+        "/docs",
+        "/openapi.json",
+    }
+)
 
 
 @dataclass(frozen=True)
 class AppOptions:
     """Behaviour of the app inside each worker."""
 
-    lean: bool = True  # serve /get-online-features from the lean Redis reader when possible
-    cache_ms: float = 0.0  # hot-entity cache freshness bound; 0 = no cache
-    cache_entries: int = 10_000
     registry_ttl_s: int = 60
     log_flush_s: float = 5.0
     serving_logs: bool = True
@@ -48,7 +64,6 @@ class ServingApp:
         self.store = store
         self.options = options or AppOptions()
         self.feast_app = get_app(store, registry_ttl_sec=self.options.registry_ttl_s)
-        self.reader: Any = None
         self.serving_log: Any = None
         self.metrics: Any = None
 
@@ -58,9 +73,6 @@ class ServingApp:
 
         _forget_inherited_connections(self.store)
         self.metrics = server_metrics()
-        _enable_feast_request_metrics()
-        if self.options.lean:
-            self.reader = self._make_reader()
         if self.options.serving_logs:
             from finfeast.serving.feature_log import ServingLogger
 
@@ -73,21 +85,6 @@ class ServingApp:
             )
             self.serving_log.start()
 
-    def _make_reader(self) -> Any:
-        from finfeast.serving.hot_cache import HotEntityCache
-        from finfeast.serving.online_reader import RedisOnlineReader, UnsupportedRequest
-
-        cache = None
-        if self.options.cache_ms > 0:
-            cache = HotEntityCache(self.options.cache_ms, self.options.cache_entries)
-        try:
-            return RedisOnlineReader(
-                self.store, cache=cache, plan_ttl_s=self.options.registry_ttl_s
-            )
-        except UnsupportedRequest as exc:
-            logger.info(f"lean read path off ({exc}); serving through Feast")
-            return None
-
     def shutdown(self) -> None:
         if self.serving_log is not None:
             self.serving_log.stop()
@@ -98,18 +95,21 @@ class ServingApp:
         if kind == "lifespan":
             await self.feast_app(scope, self._lifespan_receive(receive), send)
             return
-        if kind == "http":
-            path = scope["path"]
-            if path == ONLINE_ROUTE and scope["method"] == "POST" and self.metrics is not None:
-                await self._online(scope, receive, send)
-                return
-            if path == "/metrics" and scope["method"] == "GET":
-                from finfeast.serving.metrics import render_metrics
+        if kind != "http":
+            await self.feast_app(scope, receive, send)
+            return
+        if self.metrics is None:  # no lifespan (e.g. an embedding app): still count
+            from finfeast.serving.metrics import server_metrics
 
-                body = render_metrics()
-                await _respond(send, 200, body, [(b"content-type", b"text/plain; version=0.0.4")])
-                return
-        await self.feast_app(scope, receive, send)
+            self.metrics = server_metrics()
+        path = scope["path"]
+        if path == "/metrics" and scope["method"] == "GET":
+            from finfeast.serving.metrics import render_metrics
+
+            await _respond(send, 200, render_metrics(), [(b"content-type", b"text/plain")])
+            self._count(path, 200, time.perf_counter())
+            return
+        await self._watched(scope, receive, send, path)
 
     def _lifespan_receive(self, receive: Any) -> Any:
         async def wrapped() -> dict:
@@ -122,77 +122,64 @@ class ServingApp:
 
         return wrapped
 
-    async def _online(self, scope: dict, receive: Any, send: Any) -> None:
-        import orjson
-
-        from finfeast.serving.online_reader import UnsupportedRequest
-
+    async def _watched(self, scope: dict, receive: Any, send: Any, path: str) -> None:
+        """Run Feast's handler; count its status whatever happens; tap rows for serving logs."""
         t0 = time.perf_counter()
-        body = await _read_body(receive)
-        request = None
-        try:
-            request = _parse_online_request(orjson.loads(body))
-            rows, plan = self._read(request)
-        except UnsupportedRequest:
-            await self._delegate(scope, body, receive, send, t0, request)
-            return
-        except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
-            payload = orjson.dumps({"detail": str(exc)})
-            await _respond(send, 422, payload, JSON_HEADERS)
-            self._count("lean", 422, t0)
-            return
-        except Exception as exc:  # noqa: BLE001 - Feast errors (unknown service, ...) become JSON
-            logger.debug(f"lean read failed, Feast answers: {exc}")
-            await self._delegate(scope, body, receive, send, t0, None)
-            return
-        await _respond(send, 200, orjson.dumps(rows.to_http()), JSON_HEADERS)
-        self._count("lean", 200, t0, len(rows.entities))
-        service = request["feature_service"]
-        if service and self.serving_log is not None and self.serving_log.wants(service):
-            self.serving_log.record(service, rows, plan.log_columns, datetime.now(UTC))
-
-    async def _delegate(
-        self, scope: dict, body: bytes, receive: Any, send: Any, t0: float, request: dict | None
-    ) -> None:
-        """Replay the request to Feast's own handler, counting its status and logging its rows."""
-        status = 500
-        service = (request or {}).get("feature_service")
-        log = (
-            service is not None and self.serving_log is not None and self.serving_log.wants(service)
-        )
+        status = 0
+        tap = path == ONLINE_ROUTE and self._logging_wanted()
+        request_body = b""
         chunks: list[bytes] = []
+        if tap:
+            request_body = await _read_body(receive)
+            receive = _replay(request_body, receive)
 
-        async def counting_send(message: dict) -> None:
+        async def watching_send(message: dict) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            elif log and message["type"] == "http.response.body":
+            elif tap and message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
             await send(message)
 
-        await self.feast_app(scope, _replay(body, receive), counting_send)
-        self._count("feast", status, t0)
-        if log and status == 200:
-            self._log_feast_response(request, b"".join(chunks))
+        try:
+            await self.feast_app(scope, receive, watching_send)
+        except Exception as exc:  # noqa: BLE001 - counted and answered, never lost
+            if status == 0:
+                logger.exception(f"unhandled error on {path}")
+                await _respond(send, 500, b'{"detail": "internal error"}', JSON_HEADERS)
+                status = 500
+            else:  # Feast already answered (e.g. 422/404 for a FeastError): only log
+                logger.debug(f"{path} answered {status}: {exc!r}")
+        finally:
+            self._count(path, status or 500, t0)
+        if tap and status == 200:
+            self._log_rows(request_body, b"".join(chunks))
 
-    def _log_feast_response(self, request: dict, body: bytes) -> None:
-        """Serving logs for requests Feast answered (e.g. services with on-demand views)."""
+    def _logging_wanted(self) -> bool:
+        return self.serving_log is not None and self.serving_log.any_logged()
+
+    def _log_rows(self, request_body: bytes, response_body: bytes) -> None:
+        """Serving logs for a 200 answer to a logged feature service."""
         import orjson
 
-        from finfeast.serving.online_reader import OnlineRows
+        from finfeast.serving.responses import OnlineRows
 
         try:
-            rows = OnlineRows.from_http(orjson.loads(body), list(request["entities"]))
+            request = orjson.loads(request_body)
+            service = request.get("feature_service")
+            if not service or not self.serving_log.wants(service):
+                return
+            entities = request["entities"]
+            rows = OnlineRows.from_http(orjson.loads(response_body), list(entities))
             # Feast does not echo request data (e.g. a live price) back: take it from the request.
-            extra = {k: v for k, v in request["entities"].items() if k != rows.join_key}
+            extra = {k: v for k, v in entities.items() if k != rows.join_key}
             rows.request_data = {**extra, **(rows.request_data or {})}
-            columns = self._log_columns(
-                request["feature_service"], rows.feature_names, request["full_feature_names"]
-            )
+            full = bool(request.get("full_feature_names", False))
+            columns = self._log_columns(service, rows.feature_names, full)
         except Exception as exc:  # noqa: BLE001 - logging must never fail a served request
-            logger.warning(f"serving log skipped for {request['feature_service']}: {exc}")
+            logger.warning(f"serving log skipped: {exc}")
             return
-        self.serving_log.record(request["feature_service"], rows, columns, datetime.now(UTC))
+        self.serving_log.record(service, rows, columns, datetime.now(UTC))
 
     def _log_columns(self, service_name: str, names: list[str], full: bool) -> list[str]:
         """Feast log column (`<view>__<feature>`) of each response feature name."""
@@ -208,98 +195,23 @@ class ServingApp:
             raise ValueError(f"names {ambiguous[:3]} are ambiguous: request full_feature_names")
         return [f"{owners[n][0]}__{n}" for n in names]
 
-    def _read(self, request: dict) -> tuple[Any, Any]:
-        from finfeast.serving.online_reader import UnsupportedRequest
-
-        reader = self.reader
-        if reader is None:
-            raise UnsupportedRequest("lean read path is off")
-        plan = reader.plan(
-            feature_service=request["feature_service"],
-            features=request["features"],
-            full_feature_names=request["full_feature_names"],
-        )
-        entities = request["entities"]
-        if list(entities) != [plan.join_key]:
-            raise UnsupportedRequest("entity columns differ from the plan's join key")
-        cache = reader.cache
-        before = (cache.hits, cache.misses) if cache is not None else None
-        rows = reader.read(plan, entities[plan.join_key])
-        if before is not None:
-            self.metrics.cache_hits.inc(cache.hits - before[0])
-            self.metrics.cache_misses.inc(cache.misses - before[1])
-        return rows, plan
-
-    def _count(self, path: str, status: int, t0: float, entities: int | None = None) -> None:
+    def _count(self, path: str, status: int, t0: float) -> None:
         m = self.metrics
         if m is None:
             return
-        m.requests.labels(ONLINE_ROUTE, path, str(status)).inc()
-        m.latency.labels(path).observe(time.perf_counter() - t0)
-        if entities is not None:
-            m.entities.observe(entities)
-
-
-def _parse_online_request(payload: Any) -> dict:
-    """Validate the JSON body (Feast's GetOnlineFeaturesRequest fields)."""
-    from finfeast.serving.online_reader import UnsupportedRequest
-
-    if not isinstance(payload, dict):
-        raise ValueError("request body must be a JSON object")
-    if payload.get("include_feature_view_version_metadata") or payload.get("request_context"):
-        raise UnsupportedRequest("version metadata / request context need the Feast path")
-    unknown = set(payload) - {
-        "feature_service",
-        "features",
-        "entities",
-        "full_feature_names",
-        "include_feature_view_version_metadata",
-        "request_context",
-        "query_embedding",
-        "query_string",
-    }
-    if unknown:
-        raise UnsupportedRequest(f"unknown fields {sorted(unknown)}")
-    service = payload.get("feature_service")
-    features = payload.get("features")
-    if (service is None) == (features is None):
-        raise ValueError("give exactly one of 'feature_service' or 'features'")
-    if features is not None and (
-        not isinstance(features, list) or not all(isinstance(f, str) for f in features)
-    ):
-        raise ValueError("'features' must be a list of 'view:feature' strings")
-    entities = payload.get("entities")
-    if not isinstance(entities, dict) or not entities:
-        raise ValueError("'entities' must map a join key to a list of values")
-    lengths = {len(v) if isinstance(v, list) else -1 for v in entities.values()}
-    if -1 in lengths or len(lengths) != 1:
-        raise ValueError("every 'entities' value must be a list, all of one length")
-    return {
-        "feature_service": service,
-        "features": features,
-        "entities": entities,
-        "full_feature_names": bool(payload.get("full_feature_names", False)),
-    }
+        route = path if path in KNOWN_ROUTES else "other"
+        m.requests.labels(route, str(status)).inc()
+        m.latency.labels(route).observe(time.perf_counter() - t0)
 
 
 def _forget_inherited_connections(store: FeatureStore) -> None:
     """After gunicorn forks, drop SQL registry connections the master opened (a connection used
     from two processes corrupts both); SQLAlchemy opens fresh ones per worker."""
-    registry = getattr(store, "_registry", None) or getattr(store, "registry", None)
+    registry = store.registry
     for name in ("write_engine", "read_engine"):
         engine = getattr(registry, name, None)
         if engine is not None:
             engine.dispose(close=False)
-
-
-def _enable_feast_request_metrics() -> None:
-    """Turn on Feast's own request/push counters (written to the shared multiprocess dir)."""
-    from feast import metrics as feast_metrics
-
-    if not feast_metrics._config.enabled:
-        feast_metrics._config = feast_metrics._MetricsFlags(
-            enabled=True, request=True, online_features=True, push=True, materialization=True
-        )
 
 
 async def _read_body(receive: Any) -> bytes:

@@ -2,7 +2,8 @@
 
 Why: a model reviewer (or a regulator) asks "what did the model see, and was it right?". The
 serving logs (finfeast/serving/feature_log.py) hold, per served entity and feature, the value,
-its status and the feature's event timestamp. For every logged value with status PRESENT this
+its status and the feature's event timestamp. For every logged value served with a value
+(status PRESENT, or OUTSIDE_MAX_AGE: the value is returned, flagged as older than the view TTL) this
 check asks the offline store for the same feature of the same entity as of that event timestamp
 (a point-in-time `get_historical_features`, so only data known at that time is used) and counts
 disagreements. Values served without an event timestamp (missing entity) or with another status
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 
 SYSTEM_COLUMNS = {"__log_timestamp", "__log_date", "__request_id"}
 STATUS_PRESENT = 1
+STATUS_OUTSIDE_MAX_AGE = 4
+SERVED_STATUSES = (STATUS_PRESENT, STATUS_OUTSIDE_MAX_AGE)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 IN_FLIGHT_S = 60.0  # a log file younger than this that cannot be read is still being written
 
@@ -172,7 +175,7 @@ def audit_serving_logs(
         served_ts = pd.to_datetime(logs[ts_col], utc=True)
         comparable = (served_ts > pd.Timestamp(EPOCH)) & logs[
             [f"{view}__{f}__status" for f in feats]
-        ].eq(STATUS_PRESENT).all(axis=1)
+        ].isin(SERVED_STATUSES).all(axis=1)
         report.not_comparable_values += int((~comparable).sum()) * len(feats)
         if not comparable.any():
             continue

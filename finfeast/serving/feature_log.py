@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from feast import FeatureStore
 
-    from finfeast.serving.online_reader import OnlineRows
+    from finfeast.serving.responses import OnlineRows
 
 STATUS_PRESENT = 1
 MAX_BUFFERED_ROWS = 200_000
@@ -83,6 +83,21 @@ class ServingLogger:
                     sample_rate=service.logging_config.sample_rate,
                 )
         return self._buffers[service_name]
+
+    def any_logged(self) -> bool:
+        """Whether any feature service has a logging config (cached for `refresh_s`): the server
+        reads request bodies for serving logs only then."""
+        now = time.monotonic()
+        cached = getattr(self, "_any", None)
+        if cached is None or now - cached[0] > self.refresh_s:
+            try:
+                services = self.store.list_feature_services()
+                cached = (now, any(s.logging_config is not None for s in services))
+            except Exception as exc:  # noqa: BLE001 - no logging beats a failed request
+                logger.warning(f"cannot list feature services for serving logs: {exc}")
+                cached = (now, False)
+            self._any = cached
+        return cached[1]
 
     def wants(self, service_name: str) -> bool:
         """Whether the service has a logging config (cached; resets with `forget`)."""

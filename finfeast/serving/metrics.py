@@ -4,8 +4,7 @@ Why multiprocess mode: the server runs several forked workers, each with its own
 scrape of `/metrics` on any worker must report the sum. `prepare_multiprocess_dir()` must run in
 the master before `prometheus_client` is imported anywhere (Feast's own metrics module reads the
 same variable), so the launcher calls it first thing. Without it (tests, notebooks) the process
-registry is used. The cache hit ratio is derived at scrape time from the summed hit and miss
-counters, because a ratio cannot be summed across workers.
+registry is used.
 """
 
 from __future__ import annotations
@@ -37,26 +36,14 @@ class ServerMetrics:
 
         self.requests = Counter(
             "finfeast_serving_requests_total",
-            "Online feature requests by route, read path (lean/feast) and HTTP status.",
-            ["route", "path", "status"],
+            "HTTP requests by route (Feast's routes; 'other' for the rest) and status.",
+            ["route", "status"],
         )
         self.latency = Histogram(
             "finfeast_serving_request_seconds",
-            "Server-side latency of /get-online-features by read path.",
-            ["path"],
+            "Server-side latency by route.",
+            ["route"],
             buckets=LATENCY_BUCKETS,
-        )
-        self.entities = Histogram(
-            "finfeast_serving_entities_per_request",
-            "Entities per /get-online-features request.",
-            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
-        )
-        self.cache_hits = Counter(
-            "finfeast_serving_cache_hits_total", "Hot-entity cache hits (fresh entries)."
-        )
-        self.cache_misses = Counter(
-            "finfeast_serving_cache_misses_total",
-            "Hot-entity cache misses (absent or older than the freshness bound).",
         )
         self.logged_rows = Counter(
             "finfeast_serving_logged_rows_total",
@@ -81,9 +68,8 @@ def server_metrics() -> ServerMetrics:
 
 
 def render_metrics() -> bytes:
-    """Exposition text: all workers' metrics plus the derived cache hit ratio."""
+    """Exposition text: all workers' metrics (ours, and Feast's own when its metrics are on)."""
     from prometheus_client import CollectorRegistry, generate_latest
-    from prometheus_client.core import GaugeMetricFamily
 
     mp_dir = os.environ.get(MP_ENV[0])
     if mp_dir and Path(mp_dir).is_dir():
@@ -94,18 +80,4 @@ def render_metrics() -> bytes:
     else:
         from prometheus_client import REGISTRY as registry  # type: ignore[no-redef]
 
-    hits = registry.get_sample_value("finfeast_serving_cache_hits_total") or 0.0
-    misses = registry.get_sample_value("finfeast_serving_cache_misses_total") or 0.0
-
-    class _Ratio:
-        def collect(self):  # noqa: D401 - prometheus collector protocol
-            g = GaugeMetricFamily(
-                "finfeast_serving_cache_hit_ratio",
-                "Hot-entity cache hits / (hits + misses) since server start (0 without lookups).",
-            )
-            g.add_metric([], hits / (hits + misses) if hits + misses else 0.0)
-            yield g
-
-    out = CollectorRegistry()
-    out.register(_Ratio())
-    return generate_latest(registry) + generate_latest(out)
+    return generate_latest(registry)

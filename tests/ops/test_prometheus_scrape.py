@@ -58,12 +58,12 @@ def _start(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subp
 
 @pytest.fixture(scope="module")
 def feature_server(applied_local, root_conftest, tmp_path_factory):
-    """`finfeast serve` (1 worker, hot cache on) over the applied local registry."""
+    """`finfeast serve` (1 worker) over the applied local registry."""
     port = root_conftest.free_port()
     env = {**os.environ, **applied_local.env(), "FINFEAST_REPO_PATH": str(applied_local.repo_path)}
     finfeast = str(Path(sys.executable).parent / "finfeast")
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    cmd = [finfeast, "serve", "--port", str(port), "--workers", "1", "--cache-ms", "50"]
+    cmd = [finfeast, "serve", "--port", str(port), "--workers", "1"]
     proc = _start(cmd, log, env)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -42,13 +42,13 @@ def price_repo(
 ) -> Iterator:
     helpers = root(pytestconfig)
     helpers.require_service("redis")
-    from finfeast.serving.price_repo import build_price_repo, drop_online_keys
+    from bench.price_repo import build_price_repo, drop_online_keys
 
     repo = build_price_repo(
         tmp_path_factory.mktemp("price_repo"),
         data_dir,
         project=f"srv_{helpers.SESSION_ID}",
-        online="redis",
+        online="finfeast_redis",
         symbols=SYMBOLS,
     )
     yield repo

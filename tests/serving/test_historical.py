@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from finfeast.serving.price_repo import SERVICE
+from bench.price_repo import SERVICE
 
 FEATURES = [f"ret_{k}" for k in range(1, 26)] + [f"range_{k}" for k in range(1, 26)]
 PLUGIN = "finfeast.feast_plugins.offline.FinfeastDuckDBOfflineStore"
@@ -21,7 +21,7 @@ PLUGIN = "finfeast.feast_plugins.offline.FinfeastDuckDBOfflineStore"
 
 @pytest.fixture(scope="module")
 def duck_repo(tmp_path_factory: pytest.TempPathFactory, data_dir):
-    from finfeast.serving.price_repo import build_price_repo
+    from bench.price_repo import build_price_repo
 
     return build_price_repo(
         tmp_path_factory.mktemp("asof_repo"),

@@ -50,7 +50,7 @@ def _ticks(data_dir: Path, n: int = 6000) -> pd.DataFrame:
 
 
 def _daily(data_dir: Path) -> pd.DataFrame:
-    from finfeast.serving.price_repo import load_price_features
+    from bench.price_repo import load_price_features
 
     frame = load_price_features(data_dir, DAILY)
     return frame[["symbol", "event_timestamp", "created_timestamp", *RET, *RNG]]

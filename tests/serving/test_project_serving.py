@@ -102,3 +102,34 @@ def test_realtime_service_is_served_logged_and_audited(project, project_server) 
     assert daily and all(f.compared == len(SYMBOLS) for f in daily)
     assert report.mismatched_values == 0, report.examples
     assert any(c.startswith("live_price_vs_sma__") for c in report.skipped_columns)
+
+
+def _doc_curl_commands() -> list[str]:
+    """The commands of the docs/serving.md block marked `docs-curl` (continuations joined)."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "serving.md").read_text()
+    block = text.split("<!-- docs-curl:", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    return [c.strip() for c in block.replace("\\\n", " ").splitlines() if c.strip()]
+
+
+def test_docs_curl_examples_run_as_written(project_server) -> None:
+    import json
+    import subprocess
+
+    commands = _doc_curl_commands()
+    assert len(commands) >= 3
+    for command in commands:
+        assert command.startswith("curl -s localhost:6566/"), command
+        run = command.replace("localhost:6566", f"127.0.0.1:{project_server.port}", 1)
+        run += " -o /dev/stdout -w '\\n%{http_code}'"
+        proc = subprocess.run(["bash", "-c", run], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, (command, proc.stderr)
+        body, _, status = proc.stdout.rpartition("\n")
+        assert status == "200", (command, status, body[:500])
+        if "/get-online-features" in command:
+            payload = _by_name(json.loads(body))
+            features = [n for n in payload if n != "symbol"]
+            assert features and all(
+                v is not None for n in features for v in payload[n]["values"]
+            ), (command, body[:500])

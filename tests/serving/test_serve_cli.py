@@ -19,7 +19,7 @@ def _finfeast(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[s
 def test_serve_help_lists_tuning_flags() -> None:
     proc = _finfeast("serve", "--help", timeout=60)
     assert proc.returncode == 0
-    for flag in ("--workers", "--keep-alive", "--max-requests", "--registry-ttl", "--cache-ms"):
+    for flag in ("--workers", "--keep-alive", "--max-requests", "--registry-ttl"):
         assert flag in proc.stdout, flag
 
 

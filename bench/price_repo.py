@@ -1,5 +1,7 @@
 """A small, self-contained Feast repo of ~50 real-price features for serving tests and benchmarks.
 
+A test and benchmark fixture (not product code): it lives in bench/ and tests import it from here.
+
 Why it exists: serving latency depends on the number of features and entities, not on what the
 features mean, and the serving tests must not wait for (or break with) the full ingestion and
 transforms pipeline. This module builds a repo from the real S&P 500 daily file
@@ -74,7 +76,7 @@ class PriceRepo:
 
     path: Path
     project: str
-    online: str  # "redis" or "sqlite"
+    online: str  # "redis" / "sqlite" (Feast's stores) or "finfeast_redis" / "finfeast_sqlite"
     offline: str  # "duckdb", "file" (Dask) or "postgres"
     symbols: tuple[str, ...]
 
@@ -109,10 +111,13 @@ def _yaml(
         "  cache_ttl_seconds: 60",
         "online_store:",
     ]
-    if online == "redis":
-        lines += ["  type: redis", f'  connection_string: "{redis_conn}"']
+    plugin = "finfeast.feast_plugins.online.Finfeast"
+    if online in ("redis", "finfeast_redis"):
+        kind = "redis" if online == "redis" else plugin + "RedisOnlineStore"
+        lines += [f"  type: {kind}", f'  connection_string: "{redis_conn}"']
     else:
-        lines += ["  type: sqlite", f"  path: {path / 'online.db'}"]
+        kind = "sqlite" if online == "sqlite" else plugin + "SqliteOnlineStore"
+        lines += [f"  type: {kind}", f"  path: {path / 'online.db'}"]
     lines.append("offline_store:")
     if offline == "postgres":
         lines += ["  type: postgres"] + [f"  {k}: {v}" for k, v in pg.items()]
