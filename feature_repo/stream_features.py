@@ -10,9 +10,9 @@ transforms catalog), so the jobs and Feast cannot disagree on names.
 import os
 from datetime import timedelta
 
-from data_sources import OFFLINE_DIR, offline_table_source
+from data_sources import OFFLINE_DIR, PROFILE, offline_table_source
 from entities import symbol
-from feast import Entity, FeatureService, FeatureView, Field, PushSource, ValueType
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, ValueType
 from feast.feature_logging import LoggingConfig
 from feast.infra.offline_stores.file_source import FileLoggingDestination
 from feast.types import Bool, Float64, Int64
@@ -34,10 +34,25 @@ account_id = Entity(
 )
 
 
+def _log_source(log_table: str, description: str):  # noqa: ANN202 - a Feast data source
+    """The stream log as a batch source. Local: the DIRECTORY of the log's Parquet parts
+    (`stream_jobs.offline_log`, appended per batch; the finfeast offline store reads directories
+    and not-yet-existing paths); prod: the PostgreSQL table."""
+    if PROFILE == "prod":
+        return offline_table_source(log_table, description)
+    return FileSource(
+        name=log_table,
+        path=os.path.join(OFFLINE_DIR, log_table),
+        timestamp_field="event_timestamp",
+        created_timestamp_column="created_timestamp",
+        description=description,
+    )
+
+
 def _push_source(name: str, log_table: str, description: str) -> PushSource:
     return PushSource(
         name=name,
-        batch_source=offline_table_source(log_table, description),
+        batch_source=_log_source(log_table, description),
         description=description,
     )
 
