@@ -297,7 +297,7 @@ class StreamLoop:
             return
         offsets = self._checkpoint_offsets.get(partition, {})
         self._positions[(topic, partition)] = max(committed, offsets.get(topic, -1))
-        low, high = self._consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+        low, _high = self._consumer.get_watermark_offsets(tp, timeout=10, cached=False)
         can_bootstrap = self.bootstrap is not None and hasattr(self.processor, "last_bar_ms")
         if topic in offsets:
             start = offsets[topic]
@@ -317,18 +317,20 @@ class StreamLoop:
             start = None if can_bootstrap else low
         if start is None or start >= committed:
             return
-        self._replay(topic, partition, start, min(committed, high))
+        # Up to the committed offset, not the high watermark: a broker may report a stale one
+        # (seen on Tansu mid-run); a committed offset beyond the partition's end times out loudly.
+        self._replay(topic, partition, start, committed)
 
     def _replay(self, topic: str, partition: int, start: int, end: int) -> None:
         """Warm the processor with [start, end) of one partition, within `rebuild_timeout`."""
-        from confluent_kafka import Consumer, KafkaError, TopicPartition
+        from confluent_kafka import Consumer, TopicPartition
 
         cfg = self.config
         reader = Consumer(
             consumer_config(
                 cfg.bootstrap,
                 f"{cfg.group}.rebuild",
-                **{**cfg.consumer_overrides, "enable.partition.eof": True},
+                **cfg.consumer_overrides,
             )
         )
         t0 = time.monotonic()
@@ -347,9 +349,7 @@ class StreamLoop:
                 events: list[Event] = []
                 for m in msgs:
                     if m.error():
-                        if m.error().code() == KafkaError._PARTITION_EOF:
-                            position = max(position, end)  # nothing more to read
-                        continue
+                        continue  # partition EOF or a transient error: the deadline bounds it
                     position = max(position, m.offset() + 1)
                     if m.offset() >= end:
                         continue
