@@ -37,7 +37,7 @@ from loguru import logger
 from finfeast.config import Settings
 from finfeast.errors import FinfeastError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: River models as node masses (anomaly_to_state)
 MAGIC = b"FFCKPT1\n"
 
 
@@ -124,6 +124,82 @@ def operator_from_bytes(blob: bytes) -> Any:
     return pickle.loads(blob)  # noqa: S301 - our own store, header checked
 
 
+# ---- River models: compact form -----------------------------------------------------------
+# A pickled HalfSpaceTrees is ~170 KB per symbol (10 trees x 511 node objects): 500 symbols took
+# tens of seconds. Its tree structure is a function of the seed and the feature names only (built
+# from a seeded RNG on the first `learn_one`), so the checkpoint keeps just the node masses (uint8:
+# a mass never exceeds the window size, 250) plus the small parts (scaler, ADWIN, counters).
+_HST_KEYS = {"log_volume": 0.5, "range": 0.5, "ret": 0.5}  # SymbolAnomalyModel's feature names
+
+
+class LazyAnomalyModel:
+    """A restored model that is rebuilt on its symbol's next bar, not at restore time.
+
+    Rebuilding the trees costs about what creating a new symbol's model costs (milliseconds), so a
+    restore of hundreds of symbols stays short and each symbol pays once, on its first bar; a
+    checkpoint of a model not rebuilt yet re-uses its stored state as is.
+    """
+
+    def __init__(self, state: Mapping[str, Any]) -> None:
+        self.state = state
+        self.model: Any = None
+
+    def update(self, bar: Mapping[str, Any]) -> dict[str, Any]:
+        if self.model is None:
+            self.model = anomaly_from_state(self.state)
+            self.state = None
+        return self.model.update(bar)
+
+
+def anomaly_to_state(model: Any) -> dict[str, Any]:
+    import numpy as np
+
+    if isinstance(model, LazyAnomalyModel):
+        if model.model is None:
+            return model.state
+        model = model.model
+
+    hst = model.model["HalfSpaceTrees"]
+    masses = None
+    if hst.trees:
+        flat = [(n.l_mass, n.r_mass) for nodes in hst._tree_nodes for n in nodes]  # noqa: SLF001
+        masses = np.asarray(flat, dtype=np.uint16 if hst.window_size > 255 else np.uint8)
+    return {
+        "config": model.config,
+        "scaler": pickle.dumps(model.model["MinMaxScaler"], protocol=pickle.HIGHEST_PROTOCOL),
+        "adwin": pickle.dumps(model.adwin, protocol=pickle.HIGHEST_PROTOCOL),
+        "masses": masses,
+        "counter": hst.counter,
+        "first_window": hst._first_window,  # noqa: SLF001
+        "prev_close": model.prev_close,
+        "seen": model.seen,
+        "drifts": model.drifts,
+    }
+
+
+def anomaly_from_state(state: Mapping[str, Any]) -> Any:
+    from stream_jobs.anomaly import SymbolAnomalyModel
+
+    model = SymbolAnomalyModel(state["config"])
+    model.model.steps["MinMaxScaler"] = pickle.loads(state["scaler"])  # noqa: S301
+    model.adwin = pickle.loads(state["adwin"])  # noqa: S301
+    hst = model.model["HalfSpaceTrees"]
+    if state["masses"] is not None:
+        hst.learn_one(dict(_HST_KEYS))  # builds the same trees (same seed, same feature names)
+        nodes = [n for tree in hst._tree_nodes for n in tree]  # noqa: SLF001
+        if len(nodes) != len(state["masses"]):
+            raise CheckpointMismatch("River HalfSpaceTrees layout differs from the checkpoint's")
+        for node, (lm, rm) in zip(nodes, state["masses"].tolist(), strict=True):
+            node.l_mass = lm
+            node.r_mass = rm
+    hst.counter = state["counter"]
+    hst._first_window = state["first_window"]  # noqa: SLF001
+    model.prev_close = state["prev_close"]
+    model.seen = state["seen"]
+    model.drifts = state["drifts"]
+    return model
+
+
 # ---- processor state per partition -----------------------------------------------------
 def partition_state(processor: Any, partition: int) -> Any:
     """The state of `processor` that belongs to partition number `partition` (all its topics)."""
@@ -161,7 +237,7 @@ def _market_state(proc: Any, partition: int) -> dict[str, Any]:
                 "last_bar_ms": proc.last_bar_ms.get(s),
                 "last_tick_ms": proc.last_tick_ms.get(s),
                 "tick_count": proc.tick_counts.get(s),
-                "anomaly": models.get(s),
+                "anomaly": anomaly_to_state(models[s]) if s in models else None,
             }
             for s in symbols
         },
@@ -181,7 +257,7 @@ def _restore_market(proc: Any, partition: int, state: Mapping[str, Any]) -> None
             if st[key] is not None:
                 getattr(proc, attr)[s] = st[key]
         if st["anomaly"] is not None and proc.anomaly is not None:
-            proc.anomaly.models[s] = st["anomaly"]
+            proc.anomaly.models[s] = LazyAnomalyModel(st["anomaly"])
 
 
 def _account_state(proc: Any, partition: int) -> dict[str, Any]:

@@ -176,6 +176,7 @@ class StreamLoop:
         self._positions: dict[tuple[str, int], int] = {}  # next offset the state corresponds to
         self._live: set[int] = set()  # partition numbers whose state is held here
         self._checkpoint_offsets: dict[int, dict[str, int]] = {}
+        self._saved: dict[int, dict[str, int]] = {}  # offsets of the last checkpoint written
         # (topic, partition) lists per assignment/revocation callback (tests, logs).
         self.assignments: list[tuple[str, list[tuple[str, int]]]] = []
         # Optional callback(kafka timestamps ms, online-write-done ms) per batch (benchmarks).
@@ -230,19 +231,21 @@ class StreamLoop:
                 self._positions.pop((topic, p), None)
             self._live.discard(p)
             self._checkpoint_offsets.pop(p, None)
+            self._saved.pop(p, None)
 
     def _save_checkpoint(self, partition: int) -> None:
         if self.checkpoints is None:
             return
         offsets = {t: o for (t, p), o in self._positions.items() if p == partition}
-        if not offsets:
-            return
+        if not offsets or self._saved.get(partition) == offsets:
+            return  # nothing new since the last checkpoint of this partition
         t0 = time.perf_counter()
         try:
             size = self.checkpoints.save(self.processor, partition, offsets)
         except Exception as exc:  # noqa: BLE001 - a missed checkpoint only means a longer replay
             logger.warning("{}: checkpoint of [{}] failed: {}", self.processor.name, partition, exc)
             return
+        self._saved[partition] = offsets
         self.summary.checkpoints += 1
         logger.debug(
             "{}: checkpoint [{}] at {} ({} bytes, {:.3f}s)",
@@ -253,11 +256,14 @@ class StreamLoop:
             time.perf_counter() - t0,
         )
 
-    def _after_commit(self, n_messages: int) -> None:
-        """Checkpoint hook after a batch's offset commit: every N seconds / M messages."""
+    def _track_positions(self) -> None:
         for key, tp in self._processed.items():
             self._positions[key] = tp.offset
             self._live.add(key[1])
+
+    def _after_commit(self, n_messages: int) -> None:
+        """Checkpoint hook after a batch's offset commit: every N seconds / M messages."""
+        self._track_positions()
         if self.checkpoints is None or not self.checkpoints.due(n_messages):
             return
         for p in sorted(self._live):
@@ -285,6 +291,7 @@ class StreamLoop:
             if ckpt is not None:
                 restore_partition_state(self.processor, partition, ckpt.state)
                 self._checkpoint_offsets[partition] = ckpt.offsets
+                self._saved[partition] = dict(ckpt.offsets)
                 self.summary.restored += 1
                 logger.info(
                     "{}: restored [{}] from checkpoint at {}",
@@ -578,7 +585,7 @@ class StreamLoop:
                     except Exception as exc:  # noqa: BLE001 - broker gone: redelivery later
                         logger.warning("{}: final commit failed: {}", self.processor.name, exc)
                 if clean:  # the next owner restores exactly here
-                    self._after_commit(0)
+                    self._track_positions()
                     for p in sorted(self._live):
                         self._save_checkpoint(p)
             finally:
