@@ -142,7 +142,9 @@ def stage_rates(msgs) -> dict[str, float]:  # noqa: ANN001
     }
 
 
-def job_rate(settings, bootstrap: str, n: int, river: bool) -> tuple[float, dict]:  # noqa: ANN001
+def job_rate(
+    settings, bootstrap: str, n: int, river: bool, offline: bool = True
+) -> tuple[float, dict]:  # noqa: ANN001
     from stream_jobs.consumer import LoopConfig, StreamLoop
     from stream_jobs.market_job import MarketProcessor
     from stream_jobs.metrics import JobMetrics
@@ -153,9 +155,9 @@ def job_rate(settings, bootstrap: str, n: int, river: bool) -> tuple[float, dict
     loop = StreamLoop(
         proc,
         open_writer(settings),
-        OfflineLog(settings),
+        OfflineLog(settings) if offline else None,
         LoopConfig(
-            bootstrap, f"bench.job.{uuid.uuid4().hex[:6]}", max_events=n, write_offline=True
+            bootstrap, f"bench.job.{uuid.uuid4().hex[:6]}", max_events=n, write_offline=offline
         ),
         JobMetrics("market"),
     )
@@ -398,14 +400,20 @@ def checkpoint_times(settings, msgs, symbols: int = 500, bars: int = 60) -> dict
     return out
 
 
+class _Done(Exception):
+    """Stop after the selected stage."""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--passes", type=int, default=8)
     ap.add_argument("--rate", type=float, default=5000)
     ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--only-checkpoints", action="store_true", help="just the checkpoint timings")
     args = ap.parse_args()
 
     import tempfile
+    from contextlib import nullcontext
 
     from finfeast.store import apply_repo
     from stream_jobs.broker import EmbeddedBroker
@@ -420,7 +428,11 @@ def main() -> None:
     )
     results: dict[str, float] = {}
     try:
-        with EmbeddedBroker() as broker:
+        if args.only_checkpoints:
+            results.update(checkpoint_times(settings, msgs))
+        with nullcontext() if args.only_checkpoints else EmbeddedBroker() as broker:
+            if broker is None:
+                raise _Done
             t = _produce_all(broker.bootstrap, msgs)
             results["produce (msgs/s)"] = len(msgs) / t
             results["ceiling: consume-only from the broker (msgs/s)"] = consume_only(
@@ -428,6 +440,8 @@ def main() -> None:
             )
             results["ceiling: raw Redis pipeline HSET, 130 fields (keys/s)"] = redis_pipeline_rate()
             results.update({f"stage: {k} (events/s)": v for k, v in stage_rates(msgs).items()})
+            rate, _ = job_rate(settings, broker.bootstrap, len(msgs), river=False, offline=False)
+            results["job: no River, offline log OFF (attribution only) (events/s)"] = rate
             rate, _ = job_rate(settings, broker.bootstrap, len(msgs), river=False)
             results["job: Kafka -> decode -> catalog -> Redis, no River (events/s)"] = rate
             rate, info = job_rate(settings, broker.bootstrap, len(msgs), river=True)
@@ -437,6 +451,8 @@ def main() -> None:
             fresh = freshness(settings, broker.bootstrap, msgs, args.rate, args.seconds)
             results.update({f"freshness @ {args.rate:.0f}/s: {k}": v for k, v in fresh.items()})
             results.update(checkpoint_times(settings, msgs))
+    except _Done:
+        pass
     finally:
         from tests.conftest import delete_redis_project
 
@@ -448,6 +464,11 @@ def main() -> None:
         ) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{settings.pg_db}" WITH (FORCE)')
     width = max(len(k) for k in results)
+    if args.only_checkpoints:
+        for k, v in results.items():
+            print(f"{k:<{width}}  {v:>14,.3f}")
+        print(f"load average at the end: {os.getloadavg()}")
+        return
     for k, v in results.items():
         print(f"{k:<{width}}  {v:>14,.2f}")
     push = results["stock store.push, 1,000-row batches, distinct entities (rows/s)"]

@@ -84,6 +84,8 @@ class OfflineLog:
         self.settings = settings
         self.tables = open_tables(settings)
         self.root = Path(settings.offline_dir)
+        self._conn: Any = None  # prod: one connection kept open across batches
+        self._ready: set[str] = set()  # prod: tables whose columns are known to exist
 
     # ---- layout -------------------------------------------------------------------------
     def table_dir(self, table: str) -> Path:
@@ -123,18 +125,41 @@ class OfflineLog:
         return path
 
     def _append_pg(self, table: str, view: ViewSpec, df: pd.DataFrame) -> WriteResult:
-        """One COPY into a table without a primary key (plain append; reads dedupe)."""
+        """One COPY into a table without a primary key (plain append; reads dedupe), on a
+        connection kept open across batches (a connect per batch cost more than the COPY)."""
         import psycopg
 
         tables = self.tables
         try:
-            with tables._connect() as conn:  # noqa: SLF001 - the same connection/COPY helpers
+            if self._conn is None or self._conn.closed:
+                self._conn = tables._connect()  # noqa: SLF001 - the same connection/COPY helpers
+                self._ready.clear()
+            conn = self._conn
+            if table not in self._ready:
                 tables._create(conn, table, df, None)  # noqa: SLF001
-                tables._copy(conn, table, df)  # noqa: SLF001
+                self._ready.add(table)
+            tables._copy(conn, table, df)  # noqa: SLF001
+            conn.commit()
         except psycopg.errors.UniqueViolation:
+            self._reset()
             # A log created before the append-only layout has a primary key: keep it working.
             return self.tables.upsert(table, df, key=[view.join_key, "event_timestamp"])
+        except psycopg.Error:
+            self._reset()  # the retry policy calls again: reconnect then
+            raise
         return WriteResult(table, len(df), 0, -1)
+
+    def _reset(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+        self._conn = None
+        self._ready.clear()
+
+    def close(self) -> None:
+        self._reset()
 
     # ---- reads --------------------------------------------------------------------------
     def read_raw(self, table: str) -> pd.DataFrame:
