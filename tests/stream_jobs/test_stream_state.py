@@ -38,7 +38,9 @@ def test_minute_bars_are_stamped_at_their_end(data_dir: Path) -> None:
     got = bars.set_index(["symbol", bars["event_timestamp"]])["close"]
     # README §3: the bar covers [timestamp, timestamp + 1 minute): known at timestamp + 1 minute.
     ends = pd.to_datetime(raw["timestamp"], utc=True) + pd.Timedelta(seconds=60)
-    want = pd.Series(raw["close"].to_numpy(), index=pd.MultiIndex.from_arrays([raw["symbol"], ends]))
+    want = pd.Series(
+        raw["close"].to_numpy(), index=pd.MultiIndex.from_arrays([raw["symbol"], ends])
+    )
     assert len(got) == len(want) == len(raw)
     assert got.sort_index().equals(want.sort_index().rename("close").rename_axis(got.index.names))
     # the day's last extended-hours bar (19:59 New York) closes at 20:00 New York
@@ -103,7 +105,9 @@ def test_offline_log_appends_parts_and_reads_latest(local_settings: Settings) ->
     assert parts[0].read_bytes() == before  # O(batch): the earlier part is not rewritten
     assert len(log.read_raw("stream_market_log")) == 4
     got = log.read("stream_market_log")
-    assert list(zip(got["symbol"], got["event_timestamp"].dt.minute, got["last_close"])) == [
+    assert list(
+        zip(got["symbol"], got["event_timestamp"].dt.minute, got["last_close"], strict=True)
+    ) == [
         ("IBM", 1, 1.0),
         ("SPY", 1, 2.0),  # the later write wins
         ("SPY", 2, 2.0),
@@ -166,7 +170,9 @@ def test_checkpoint_restore_continues_like_the_original(local_settings: Settings
     ck.restore_partition_state(restored, 0, ckpt.state)
     a, b = _rows(original, tail), _rows(restored, tail)
     assert len(a) == len(tail)
-    pd.testing.assert_frame_equal(a.drop(columns="created_timestamp"), b.drop(columns="created_timestamp"))
+    pd.testing.assert_frame_equal(
+        a.drop(columns="created_timestamp"), b.drop(columns="created_timestamp")
+    )
     assert a["anomaly_warm"].max() == 1  # River models carried over, not restarted
 
 
