@@ -13,6 +13,7 @@ Redis and PostgreSQL (prod profile: offline log appended to PostgreSQL, checkpoi
 - Three consumers join and leave mid-stream (cooperative-sticky): nothing lost, nothing
   duplicated in the offline log, online values equal batch, and a joining member moves only
   some partitions (the first member keeps the rest).
+- A rebuild that cannot reach the committed offset raises `RebuildError` within its timeout.
 """
 
 from __future__ import annotations
@@ -259,3 +260,30 @@ def test_three_consumers_join_and_leave_lose_and_duplicate_nothing(
                     name,
                     s,
                 )
+
+
+def test_a_rebuild_that_cannot_finish_fails_loudly_in_bounded_time(
+    state_prod, fresh_broker
+) -> None:
+    """Committed offset beyond what the partition holds (an offset gap): no endless spin."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from stream_jobs.broker import consumer_config
+    from stream_jobs.checkpoint import Checkpoint, encode, partition_state
+    from stream_jobs.consumer import RebuildError
+    from stream_jobs.market_job import MarketProcessor
+
+    group = "t.stuck"
+    bars = day_bars(state_prod, "2013-10-09").head(300)
+    _produce(fresh_broker, bars)
+    c = Consumer(consumer_config(fresh_broker, group))
+    c.commit(offsets=[TopicPartition(TOPIC_BARS, p, 100_000) for p in range(3)], asynchronous=False)
+    c.close()
+    loop = _loop(state_prod, fresh_broker, group, rebuild_timeout=3.0)
+    for p in range(3):  # a checkpoint at offset 0: replay [0, 100000) cannot finish
+        empty = partition_state(MarketProcessor(), p)
+        loop.checkpoints.store.save(group, p, encode(Checkpoint(group, p, {TOPIC_BARS: 0}, empty)))
+    t0 = time.monotonic()
+    with pytest.raises(RebuildError, match="stopped at offset"):
+        _run(loop)
+    assert time.monotonic() - t0 < 60
