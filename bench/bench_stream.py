@@ -10,17 +10,23 @@ values are real bars; only their timestamps move). Measured in one run, on the s
 
 1. ceilings: consume-only from the broker (poll + message bytes), raw Redis pipeline HSET rate;
 2. stages without Kafka: decode, decode + full bar catalog, River scoring alone;
-3. the job from Kafka: feature path (decode -> catalog -> fast online write, no River, no offline
-   log) and the whole market job (with River; offline log off, it is measured separately);
+3. the job from Kafka, offline log ON (append-only parts / PostgreSQL COPY append): feature path
+   (decode -> catalog -> fast online write, no River) and the whole market job (with River), each
+   as a fraction of the consume-only ceiling of the same run;
 4. online write paths for the same rows: fast writer vs stock `store.push` (1,000-row batches);
-5. freshness: the market job (own process) at a fixed input rate; p50/p99 from Kafka message
-   timestamp to the online write done.
+5. freshness: the market job (own thread, offline log on) at a fixed input rate; p50/p99 from
+   Kafka message timestamp to the online write done, split into the broker's share (timestamp ->
+   consumed) and the job's share (consumed -> online write done);
+6. checkpoints: write (state -> versioned blob -> PostgreSQL and file store) and restore (load ->
+   check -> state) of one partition holding 500 symbols (catalog state + River models), next to
+   the job's median batch time and the checkpoint interval.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import threading
@@ -136,19 +142,22 @@ def stage_rates(msgs) -> dict[str, float]:  # noqa: ANN001
     }
 
 
-def job_rate(settings, bootstrap: str, n: int, river: bool) -> tuple[float, dict]:  # noqa: ANN001
+def job_rate(
+    settings, bootstrap: str, n: int, river: bool, offline: bool = True
+) -> tuple[float, dict]:  # noqa: ANN001
     from stream_jobs.consumer import LoopConfig, StreamLoop
     from stream_jobs.market_job import MarketProcessor
     from stream_jobs.metrics import JobMetrics
+    from stream_jobs.offline_log import OfflineLog
     from stream_jobs.online_writer import open_writer
 
     proc = MarketProcessor(score_anomalies=river)
     loop = StreamLoop(
         proc,
         open_writer(settings),
-        None,
+        OfflineLog(settings) if offline else None,
         LoopConfig(
-            bootstrap, f"bench.job.{uuid.uuid4().hex[:6]}", max_events=n, write_offline=False
+            bootstrap, f"bench.job.{uuid.uuid4().hex[:6]}", max_events=n, write_offline=offline
         ),
         JobMetrics("market"),
     )
@@ -161,7 +170,10 @@ def job_rate(settings, bootstrap: str, n: int, river: bool) -> tuple[float, dict
     el = end - first[0]
     # the first batch's events are excluded from the timed window (group join before it)
     per_batch = loop.summary.events_in / max(loop.summary.batches, 1)
-    return (loop.summary.events_in - per_batch) / el, {"batches": loop.summary.batches}
+    return (loop.summary.events_in - per_batch) / el, {
+        "batches": loop.summary.batches,
+        "mean_batch_s": el / max(loop.summary.batches - 1, 1),
+    }
 
 
 def write_paths(settings, msgs, batches: int = 5) -> dict[str, float]:  # noqa: ANN001
@@ -277,6 +289,7 @@ def freshness(settings, bootstrap: str, msgs, rate: float, seconds: float) -> di
     from stream_jobs.consumer import LoopConfig, StreamLoop
     from stream_jobs.market_job import MarketProcessor
     from stream_jobs.metrics import JobMetrics
+    from stream_jobs.offline_log import OfflineLog
     from stream_jobs.online_writer import open_writer
 
     group = f"bench.fresh.{uuid.uuid4().hex[:6]}"
@@ -285,23 +298,31 @@ def freshness(settings, bootstrap: str, msgs, rate: float, seconds: float) -> di
     loop = StreamLoop(
         proc,
         open_writer(settings),
-        None,
+        OfflineLog(settings),
         LoopConfig(
             bootstrap,
             group,
             max_seconds=seconds + 15,
-            write_offline=False,
+            write_offline=True,
             consumer_overrides={"auto.offset.reset": "latest"},
         ),
         JobMetrics("market"),
     )
     lat: list[float] = []
     at_consume: list[float] = []
-    loop.latency_observer = lambda ts, done: lat.extend(done - t for t in ts)
+    job_share: list[float] = []
+    consumed_at: list[float] = [0.0]
+
+    def observe(ts, done):  # noqa: ANN001, ANN202 - online write done for this batch
+        lat.extend(done - t for t in ts)
+        job_share.extend([done - consumed_at[0]] * len(ts))
+
+    loop.latency_observer = observe
     process = proc.process
 
     def timed_process(events):  # noqa: ANN001, ANN202 - the broker's share: timestamp -> decoded
         now = time.time() * 1000
+        consumed_at[0] = now
         at_consume.extend(now - e.kafka_ts_ms for e in events)
         return process(events)
 
@@ -320,11 +341,14 @@ def freshness(settings, bootstrap: str, msgs, rate: float, seconds: float) -> di
     job.join()
     arr = np.array(lat[len(lat) // 10 :])  # drop the first 10% (warm-up)
     consumed = np.array(at_consume[len(at_consume) // 10 :])
+    share = np.array(job_share[len(job_share) // 10 :])
     return {
         "produce -> broker ack p50 ms": ack_p50,
         "produce -> broker ack p99 ms": ack_p99,
         "consumed+decoded p50 ms (broker share)": float(np.percentile(consumed, 50)),
         "consumed+decoded p99 ms (broker share)": float(np.percentile(consumed, 99)),
+        "consumed -> online p50 ms (job share)": float(np.percentile(share, 50)),
+        "consumed -> online p99 ms (job share)": float(np.percentile(share, 99)),
         "events": float(len(lat)),
         "achieved rate (events/s)": len(lat) / seconds,
         "online p50 ms": float(np.percentile(arr, 50)),
@@ -333,14 +357,63 @@ def freshness(settings, bootstrap: str, msgs, rate: float, seconds: float) -> di
     }
 
 
+def checkpoint_times(settings, msgs, symbols: int = 500, bars: int = 60) -> dict[str, float]:  # noqa: ANN001
+    """Write/restore one partition's checkpoint holding `symbols` symbols (real bars relabelled)."""
+    import orjson
+
+    from stream_jobs import checkpoint as ck
+    from stream_jobs.consumer import Event
+    from stream_jobs.market_job import MarketProcessor
+    from stream_jobs.schemas import TOPIC_BARS
+
+    real = [orjson.loads(m[1]) for m in msgs if m[0] == b"SPY"][:bars]
+    events = []
+    for k, bar in enumerate(real):  # every symbol gets SPY's real bars (state size is the point)
+        for s in range(symbols):
+            events.append(Event(TOPIC_BARS, 0, k, {**bar, "symbol": f"S{s:03d}"}, 0))
+    proc = MarketProcessor(score_anomalies=True)
+    for i in range(0, len(events), 1000):
+        proc.process(events[i : i + 1000])
+    out: dict[str, float] = {}
+    for name, store in (
+        ("PostgreSQL", ck.PostgresCheckpointStore(settings.pg_dsn)),
+        ("file", ck.FileCheckpointStore(settings.profile_dir / "checkpoints")),
+    ):
+        writer = ck.Checkpointer(store, "bench.ckpt")
+        t0 = time.perf_counter()
+        size = writer.save(proc, 0, {TOPIC_BARS: len(events)})
+        out[f"checkpoint write, {symbols} symbols, {name} (s)"] = time.perf_counter() - t0
+        fresh = MarketProcessor(score_anomalies=True)
+        t0 = time.perf_counter()
+        got = writer.load(0)
+        ck.restore_partition_state(fresh, 0, got.state)
+        out[f"checkpoint restore, {symbols} symbols, {name} (s)"] = time.perf_counter() - t0
+        out[f"checkpoint size, {symbols} symbols (MB)"] = size / 1e6
+        assert len(fresh.last_bar_ms) == symbols
+    # the same state without the River models (catalog + stamps only)
+    proc.anomaly.models.clear()
+    t0 = time.perf_counter()
+    ck.Checkpointer(ck.FileCheckpointStore(settings.profile_dir / "ck2"), "b").save(proc, 0, {})
+    out[f"checkpoint write, {symbols} symbols, catalog state only, file (s)"] = (
+        time.perf_counter() - t0
+    )
+    return out
+
+
+class _Done(Exception):
+    """Stop after the selected stage."""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--passes", type=int, default=8)
     ap.add_argument("--rate", type=float, default=5000)
     ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--only-checkpoints", action="store_true", help="just the checkpoint timings")
     args = ap.parse_args()
 
     import tempfile
+    from contextlib import nullcontext
 
     from finfeast.store import apply_repo
     from stream_jobs.broker import EmbeddedBroker
@@ -355,7 +428,11 @@ def main() -> None:
     )
     results: dict[str, float] = {}
     try:
-        with EmbeddedBroker() as broker:
+        if args.only_checkpoints:
+            results.update(checkpoint_times(settings, msgs))
+        with nullcontext() if args.only_checkpoints else EmbeddedBroker() as broker:
+            if broker is None:
+                raise _Done
             t = _produce_all(broker.bootstrap, msgs)
             results["produce (msgs/s)"] = len(msgs) / t
             results["ceiling: consume-only from the broker (msgs/s)"] = consume_only(
@@ -363,13 +440,19 @@ def main() -> None:
             )
             results["ceiling: raw Redis pipeline HSET, 130 fields (keys/s)"] = redis_pipeline_rate()
             results.update({f"stage: {k} (events/s)": v for k, v in stage_rates(msgs).items()})
+            rate, _ = job_rate(settings, broker.bootstrap, len(msgs), river=False, offline=False)
+            results["job: no River, offline log OFF (attribution only) (events/s)"] = rate
             rate, _ = job_rate(settings, broker.bootstrap, len(msgs), river=False)
             results["job: Kafka -> decode -> catalog -> Redis, no River (events/s)"] = rate
-            rate, _ = job_rate(settings, broker.bootstrap, len(msgs), river=True)
+            rate, info = job_rate(settings, broker.bootstrap, len(msgs), river=True)
             results["job: Kafka -> decode -> catalog + River -> Redis (events/s)"] = rate
+            results["job with River: mean batch of 1,000 (s)"] = info["mean_batch_s"]
             results.update(write_paths(settings, msgs))
             fresh = freshness(settings, broker.bootstrap, msgs, args.rate, args.seconds)
             results.update({f"freshness @ {args.rate:.0f}/s: {k}": v for k, v in fresh.items()})
+            results.update(checkpoint_times(settings, msgs))
+    except _Done:
+        pass
     finally:
         from tests.conftest import delete_redis_project
 
@@ -381,6 +464,11 @@ def main() -> None:
         ) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{settings.pg_db}" WITH (FORCE)')
     width = max(len(k) for k in results)
+    if args.only_checkpoints:
+        for k, v in results.items():
+            print(f"{k:<{width}}  {v:>14,.3f}")
+        print(f"load average at the end: {os.getloadavg()}")
+        return
     for k, v in results.items():
         print(f"{k:<{width}}  {v:>14,.2f}")
     push = results["stock store.push, 1,000-row batches, distinct entities (rows/s)"]
@@ -389,6 +477,9 @@ def main() -> None:
     consume = results["ceiling: consume-only from the broker (msgs/s)"]
     job = results["job: Kafka -> decode -> catalog -> Redis, no River (events/s)"]
     print(f"feature path as a fraction of the consume-only ceiling: {job / consume:.2f}")
+    whole = results["job: Kafka -> decode -> catalog + River -> Redis (events/s)"]
+    print(f"whole market job (River, offline log on) / consume-only ceiling: {whole / consume:.2f}")
+    print(f"load average at the end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -154,6 +154,8 @@ def consumer_config(bootstrap: str, group: str, **extra: Any) -> dict[str, Any]:
         # librdkafka's default 1 s back-off once its prefetch queue is full added up to a second of
         # latency on a live tail; the jobs drain that queue every batch anyway.
         "fetch.queue.backoff.ms": 0,
-        "partition.assignment.strategy": "range",
+        # Incremental rebalancing: a member joining or leaving moves only the partitions it must
+        # (the others keep their state); the jobs' assign/revoke callbacks are incremental.
+        "partition.assignment.strategy": "cooperative-sticky",
         **extra,
     }

@@ -1,9 +1,10 @@
-"""Online/offline consistency: stream features of a replayed day vs the batch catalog on the same bars.
+"""Online/offline consistency: stream features of a replayed day vs the batch catalog.
 
 Why: the guarantee that matters to a model is that the stream job serves the numbers the batch
 backfill trains on. This replays one real trading day through the market job (real broker, real
 stores), reads back the rows the job logged, and compares every bar's every catalog feature with
-`transforms.compute_features` on the same bars: equal when both are null, or when
+`transforms.compute_features` over the symbols' full history up to that day (the stream
+bootstraps new symbols from that history): equal when both are null, or when
 |stream - batch| <= tol * max(1, |batch|).
 """
 
@@ -99,10 +100,27 @@ def compare(
 
 
 def batch_features(bars: pd.DataFrame) -> pd.DataFrame:
+    """The batch catalog over exactly `bars` (no earlier history)."""
     from stream_jobs.views import BAR_FREQUENCY
     from transforms import compute_features
 
     return compute_features(bars, bar_frequency=BAR_FREQUENCY)
+
+
+def history_batch_features(settings: Settings, bars: pd.DataFrame) -> pd.DataFrame:
+    """The batch catalog at each of `bars`, computed over the symbols' FULL intraday history up
+    to the last of them: what the stream must match, since a symbol new to the stream starts
+    from state bootstrapped from that history (`stream_jobs.bootstrap`)."""
+    from stream_jobs.views import BAR_FREQUENCY
+    from transforms import compute_features
+
+    symbols = sorted(bars["symbol"].unique())
+    history = load_intraday_bars(settings.data_dir, symbols=symbols, start=None, end=None)
+    history = history[history["event_timestamp"] <= bars["event_timestamp"].max()]
+    full = compute_features(history, bar_frequency=BAR_FREQUENCY)
+    keys = pd.MultiIndex.from_frame(bars[["symbol", "event_timestamp"]])
+    mask = pd.MultiIndex.from_frame(full[["symbol", "event_timestamp"]]).isin(keys)
+    return full[mask].reset_index(drop=True)
 
 
 def check_consistency(
@@ -143,7 +161,7 @@ def check_consistency(
     lo = bars["event_timestamp"].min()
     hi = bars["event_timestamp"].max()
     stream = log[(ts >= lo) & (ts <= hi)]
-    return compare(stream, batch_features(bars), day, tol)
+    return compare(stream, history_batch_features(settings, bars), day, tol)
 
 
 def is_close(a: float | None, b: float | None, tol: float = TOLERANCE) -> bool:

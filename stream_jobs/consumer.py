@@ -14,11 +14,15 @@ Test hook: `FINFEAST_FAULT=kill_after_online_write:N` (read once when the loop i
 the process right after the N-th batch's online write, before its offline log write and offset
 commit: the fault tests use it to prove that the redelivery is idempotent.
 
-Scaling: every process of a job joins the same consumer group; partitions are keyed by entity, so
-an entity's state lives in exactly one process. When a partition is assigned, the processor's
-state for it is rebuilt by re-reading the partition from its start up to the committed offset
-(without emitting rows), so a process taking over after a crash computes the same features the
-dead one would have.
+Scaling: every process of a job joins the same consumer group (cooperative-sticky assignment:
+a process joining or leaving moves only the partitions it must); partitions are keyed by entity, so
+an entity's state lives in exactly one process. When a partition is assigned, its state is
+restored from its latest checkpoint (`stream_jobs.checkpoint`) and only [checkpoint offset,
+committed offset) is replayed (without emitting rows), bounded by `rebuild_timeout` (a rebuild
+that cannot finish raises `RebuildError`: the job fails loudly rather than spin); a symbol with no
+state is bootstrapped from offline history before its first bar (`stream_jobs.bootstrap`). A
+revoked partition's state is checkpointed, then dropped. Without a usable checkpoint and without a
+history source (the account job), the partition is replayed from its low watermark (bounded too).
 """
 
 from __future__ import annotations
@@ -34,8 +38,10 @@ from typing import Any, Protocol
 from loguru import logger
 
 from finfeast import retry
-from finfeast.errors import ConfigurationError
+from finfeast.errors import ConfigurationError, FinfeastError
+from stream_jobs.bootstrap import Bootstrapper
 from stream_jobs.broker import consumer_config, ensure_topics, producer_config
+from stream_jobs.checkpoint import Checkpointer, restore_partition_state
 from stream_jobs.dead_letter import DLQ_MAX_BYTES, DeadLetters
 from stream_jobs.metrics import JobMetrics
 from stream_jobs.offline_log import OfflineLog
@@ -101,6 +107,12 @@ class LoopConfig:
     dlq_dir: str | None = None
     write_offline: bool = True
     consumer_overrides: dict[str, Any] = field(default_factory=dict)
+    # A partition's state rebuild (replay from its checkpoint offset) must finish within this.
+    rebuild_timeout: float = 60.0
+
+
+class RebuildError(FinfeastError):
+    """A newly assigned partition's state could not be rebuilt in time (broker down, gap, ...)."""
 
 
 @dataclass
@@ -117,6 +129,10 @@ class LoopSummary:
     batches: int = 0
     retries: int = 0
     seconds: float = 0.0
+    checkpoints: int = 0
+    restored: int = 0
+    replayed: int = 0
+    bootstrapped_bars: int = 0
 
     @property
     def status(self) -> str:
@@ -160,8 +176,12 @@ class StreamLoop:
         offline: OfflineLog | None,
         config: LoopConfig,
         metrics: JobMetrics | None = None,
+        checkpoints: Checkpointer | None = None,
+        bootstrap: Bootstrapper | None = None,
     ) -> None:
         self.processor = processor
+        self.checkpoints = checkpoints
+        self.bootstrap = bootstrap
         self.writer = writer
         self.offline = offline
         self.config = config
@@ -173,6 +193,12 @@ class StreamLoop:
         self._last_lag_check = 0.0
         self._lag_total = 0
         self._processed: dict[tuple[str, int], Any] = {}  # last processed offset per partition
+        self._positions: dict[tuple[str, int], int] = {}  # next offset the state corresponds to
+        self._live: set[int] = set()  # partition numbers whose state is held here
+        self._checkpoint_offsets: dict[int, dict[str, int]] = {}
+        self._saved: dict[int, dict[str, int]] = {}  # offsets of the last checkpoint written
+        # (topic, partition) lists per assignment/revocation callback (tests, logs).
+        self.assignments: list[tuple[str, list[tuple[str, int]]]] = []
         # Optional callback(kafka timestamps ms, online-write-done ms) per batch (benchmarks).
         self.latency_observer: Callable[[list[int], float], None] | None = None
         self._kill_after = kill_after_from_env()  # test hook, read once
@@ -188,74 +214,207 @@ class StreamLoop:
     def stop(self) -> None:
         self._stop = True
 
-    # ---- partition assignment ------------------------------------------------------------
+    # ---- partition assignment (incremental: cooperative-sticky) --------------------------
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        """Called with the partitions ADDED to this member; the client assigns them afterwards."""
+        added = [(tp.topic, tp.partition) for tp in partitions]
+        self.assignments.append(("assign", added))
         for tp in partitions:
             self._rebuild(tp.topic, tp.partition)
             self._assigned.add((tp.topic, tp.partition))
-        logger.info("{}: assigned {}", self.processor.name, sorted(self._assigned))
+        logger.info("{}: +{} -> {}", self.processor.name, added, sorted(self._assigned))
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
-        done = [self._processed.pop((tp.topic, tp.partition), None) for tp in partitions]
+        """Called with the partitions REMOVED from this member: commit, checkpoint, drop."""
+        revoked = [(tp.topic, tp.partition) for tp in partitions]
+        self.assignments.append(("revoke", revoked))
+        done = [self._processed.pop(key, None) for key in revoked]
         done = [tp for tp in done if tp is not None]
         if done:  # hand over exactly where this process stopped (fewer redeliveries)
             try:
                 consumer.commit(offsets=done, asynchronous=False)
             except Exception as exc:  # noqa: BLE001 - the next owner re-reads: still at-least-once
                 logger.warning("{}: commit on revoke failed: {}", self.processor.name, exc)
-        for tp in partitions:
-            self.processor.forget_partition(tp.topic, tp.partition)
-            self._assigned.discard((tp.topic, tp.partition))
+        for key in revoked:
+            self._assigned.discard(key)
+        self._drop(revoked, checkpoint=True)
+        logger.info("{}: -{} -> {}", self.processor.name, revoked, sorted(self._assigned))
+
+    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
+        """Partitions lost without a clean revoke (session timeout): drop, no commit/checkpoint."""
+        lost = [(tp.topic, tp.partition) for tp in partitions]
+        self.assignments.append(("lost", lost))
+        for key in lost:
+            self._processed.pop(key, None)
+            self._assigned.discard(key)
+        self._drop(lost, checkpoint=False)
+
+    def _drop(self, keys: list[tuple[str, int]], checkpoint: bool) -> None:
+        """Checkpoint, then forget, the partition numbers none of whose topics is still held."""
+        numbers = {p for _, p in keys} - {p for _, p in self._assigned}
+        for p in sorted(numbers):
+            if checkpoint and p in self._live:
+                self._save_checkpoint(p)
+            for topic in self.processor.topics:
+                self.processor.forget_partition(topic, p)
+                self._positions.pop((topic, p), None)
+            self._live.discard(p)
+            self._checkpoint_offsets.pop(p, None)
+            self._saved.pop(p, None)
+
+    def _save_checkpoint(self, partition: int) -> None:
+        if self.checkpoints is None:
+            return
+        offsets = {t: o for (t, p), o in self._positions.items() if p == partition}
+        if not offsets or self._saved.get(partition) == offsets:
+            return  # nothing new since the last checkpoint of this partition
+        t0 = time.perf_counter()
+        try:
+            size = self.checkpoints.save(self.processor, partition, offsets)
+        except Exception as exc:  # noqa: BLE001 - a missed checkpoint only means a longer replay
+            logger.warning("{}: checkpoint of [{}] failed: {}", self.processor.name, partition, exc)
+            return
+        self._saved[partition] = offsets
+        self.summary.checkpoints += 1
+        logger.debug(
+            "{}: checkpoint [{}] at {} ({} bytes, {:.3f}s)",
+            self.processor.name,
+            partition,
+            offsets,
+            size,
+            time.perf_counter() - t0,
+        )
+
+    def _track_positions(self) -> None:
+        for key, tp in self._processed.items():
+            self._positions[key] = tp.offset
+            self._live.add(key[1])
+
+    def _after_commit(self, n_messages: int) -> None:
+        """Checkpoint hook after a batch's offset commit: every N seconds / M messages."""
+        self._track_positions()
+        if self.checkpoints is None or not self.checkpoints.due(n_messages):
+            return
+        for p in sorted(self._live):
+            self._save_checkpoint(p)
+        self.checkpoints.mark_saved()
+
+    def _bootstrap_events(self, events: Sequence[Event]) -> None:
+        """Fold offline history for symbols the processor has no state for (before their bar)."""
+        if self.bootstrap is not None:
+            self.summary.bootstrapped_bars += self.bootstrap.before_process(self.processor, events)
 
     def _rebuild(self, topic: str, partition: int) -> None:
-        """Replay [start, committed) of a newly assigned partition into the processor's state."""
+        """State of a newly assigned partition: its checkpoint + replay up to the committed offset.
+
+        Replay starts at the checkpoint's offset; without a (usable) checkpoint a processor with a
+        bootstrap source starts empty (new symbols bootstrap from history as they come), one
+        without replays from the low watermark. Either replay is bounded by `rebuild_timeout`.
+        """
+        from confluent_kafka import TopicPartition
+
+        tp = TopicPartition(topic, partition)
+        committed = self._consumer.committed([tp], timeout=10)[0].offset
+        if partition not in self._live and self.checkpoints is not None:
+            ckpt = self.checkpoints.load(partition)
+            if ckpt is not None:
+                restore_partition_state(self.processor, partition, ckpt.state)
+                self._checkpoint_offsets[partition] = ckpt.offsets
+                self._saved[partition] = dict(ckpt.offsets)
+                self.summary.restored += 1
+                logger.info(
+                    "{}: restored [{}] from checkpoint at {}",
+                    self.processor.name,
+                    partition,
+                    ckpt.offsets,
+                )
+        self._live.add(partition)
+        if committed is None or committed < 0:
+            return
+        offsets = self._checkpoint_offsets.get(partition, {})
+        self._positions[(topic, partition)] = max(committed, offsets.get(topic, -1))
+        low, _high = self._consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+        can_bootstrap = self.bootstrap is not None and hasattr(self.processor, "last_bar_ms")
+        if topic in offsets:
+            start = offsets[topic]
+            if start < low:  # retention dropped messages the state has not seen: unusable
+                logger.error(
+                    "{}: checkpoint of {}[{}] at offset {} is older than the topic's first "
+                    "offset {}: dropped",
+                    self.processor.name,
+                    topic,
+                    partition,
+                    start,
+                    low,
+                )
+                self.processor.forget_partition(topic, partition)
+                start = None if can_bootstrap else low
+        else:
+            start = None if can_bootstrap else low
+        if start is None or start >= committed:
+            return
+        # Up to the committed offset, not the high watermark: a broker may report a stale one
+        # (seen on Tansu mid-run); a committed offset beyond the partition's end times out loudly.
+        self._replay(topic, partition, start, committed)
+
+    def _replay(self, topic: str, partition: int, start: int, end: int) -> None:
+        """Warm the processor with [start, end) of one partition, within `rebuild_timeout`."""
         from confluent_kafka import Consumer, TopicPartition
 
-        committed = self._consumer.committed([TopicPartition(topic, partition)], timeout=10)[
-            0
-        ].offset
-        if committed is None or committed <= 0:
-            return
+        cfg = self.config
         reader = Consumer(
             consumer_config(
-                self.config.bootstrap,
-                f"{self.config.group}.rebuild",
-                **self.config.consumer_overrides,
+                cfg.bootstrap,
+                f"{cfg.group}.rebuild",
+                **cfg.consumer_overrides,
             )
         )
+        t0 = time.monotonic()
+        replayed = 0
+        position = start
         try:
-            low, _high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            if committed <= low:
-                return
-            reader.assign([TopicPartition(topic, partition, low)])
-            replayed = 0
-            while True:
-                msgs = reader.consume(num_messages=self.config.batch_size, timeout=1.0)
-                if not msgs:
-                    continue
-                events = []
-                done = False
+            reader.assign([TopicPartition(topic, partition, start)])
+            while position < end:
+                if time.monotonic() - t0 > cfg.rebuild_timeout:
+                    raise RebuildError(
+                        f"{self.processor.name}: rebuilding {topic}[{partition}] stopped at offset "
+                        f"{position} of [{start}, {end}) after {cfg.rebuild_timeout:.0f}s "
+                        "(broker down or partition unreadable)"
+                    )
+                msgs = reader.consume(num_messages=cfg.batch_size, timeout=0.5)
+                events: list[Event] = []
                 for m in msgs:
                     if m.error():
+                        continue  # partition EOF or a transient error: the deadline bounds it
+                    position = max(position, m.offset() + 1)
+                    if m.offset() >= end:
                         continue
-                    if m.offset() >= committed:
-                        done = True
-                        break
                     try:
                         value = decode(topic, m.value())
                         check_key(topic, m.key(), value)  # as first processing: never folded
                     except InvalidMessage:
                         continue
                     events.append(Event(topic, partition, m.offset(), value, m.timestamp()[1]))
-                self.processor.warm(events)
-                replayed += len(events)
-                if done or (msgs and msgs[-1].offset() >= committed - 1):
-                    break
-            logger.info(
-                "{}: rebuilt {}[{}] from {} events", self.processor.name, topic, partition, replayed
-            )
+                if events:
+                    self._bootstrap_events(events)
+                    self.processor.warm(events)
+                    replayed += len(events)
+                if not msgs:  # offsets may have gaps (compaction, deleted records)
+                    pos = reader.position([TopicPartition(topic, partition)])[0].offset
+                    position = max(position, pos)
         finally:
             reader.close()
+        self.summary.replayed += replayed
+        logger.info(
+            "{}: rebuilt {}[{}] from {} events ({}..{}) in {:.2f}s",
+            self.processor.name,
+            topic,
+            partition,
+            replayed,
+            start,
+            end,
+            time.monotonic() - t0,
+        )
 
     # ---- one batch -----------------------------------------------------------------------
     def _decode(self, msgs: Sequence[Any], dead: DeadLetters) -> list[Event]:
@@ -500,7 +659,9 @@ class StreamLoop:
             self.metrics,
             local_dir=cfg.dlq_dir or os.path.join(tempfile.gettempdir(), "finfeast-dlq"),
         )
-        self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self._consumer.subscribe(
+            topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
         started = time.monotonic()
         last_msg = time.monotonic()
         clean = False
@@ -535,10 +696,12 @@ class StreamLoop:
                 t0 = time.perf_counter()
                 last_msg = time.monotonic()
                 events = self._decode(msgs, dead)
+                self._bootstrap_events(events)
                 outputs = self._process(events)
                 self._write(outputs, [e.kafka_ts_ms for e in events], events)
                 self._with_retry("dead-letter flush", dead.flush)
                 self._commit(msgs)
+                self._after_commit(len(msgs))
                 self.processor.observe(self.metrics)
                 elapsed = time.perf_counter() - t0
                 batch_hist.observe(elapsed)
@@ -563,6 +726,10 @@ class StreamLoop:
                         )
                     except Exception as exc:  # noqa: BLE001 - broker gone: redelivery later
                         logger.warning("{}: final commit failed: {}", self.processor.name, exc)
+                if clean:  # the next owner restores exactly here
+                    self._track_positions()
+                    for p in sorted(self._live):
+                        self._save_checkpoint(p)
             finally:
                 self._consumer.close()
         return self.summary

@@ -34,6 +34,12 @@ class JobOptions:
     max_seconds: float | None = None
     write_offline: bool = True
     consumer_overrides: dict[str, Any] = field(default_factory=dict)
+    # Checkpoints (stream_jobs.checkpoint) and bootstrap from offline history (stream_jobs.bootstrap)
+    checkpoints: bool = True
+    checkpoint_every_seconds: float = 10.0
+    checkpoint_every_messages: int = 50_000
+    history: str = "intraday"  # intraday | bars | none
+    rebuild_timeout: float = 60.0
 
 
 def make_processor(job: str) -> Any:
@@ -82,9 +88,37 @@ def build_loop(settings: Settings, job: str, options: JobOptions) -> StreamLoop:
         write_offline=options.write_offline,
         consumer_overrides=options.consumer_overrides,
         dlq_dir=str(settings.profile_dir / "dlq"),
+        rebuild_timeout=options.rebuild_timeout,
     )
     metrics = JobMetrics(job)
-    return StreamLoop(processor, open_writer(settings), OfflineLog(settings), config, metrics)
+    checkpoints, bootstrap = _state_sources(settings, config.group, options)
+    return StreamLoop(
+        processor,
+        open_writer(settings),
+        OfflineLog(settings),
+        config,
+        metrics,
+        checkpoints=checkpoints,
+        bootstrap=bootstrap,
+    )
+
+
+def _state_sources(settings: Settings, group: str, options: JobOptions) -> tuple[Any, Any]:
+    """The job's checkpoint writer and its bootstrap from offline history (None = off)."""
+    from stream_jobs.bootstrap import Bootstrapper, intraday_history, offline_bars_history
+    from stream_jobs.checkpoint import Checkpointer, CheckpointPolicy, open_checkpoints
+
+    checkpoints = None
+    if options.checkpoints:
+        policy = CheckpointPolicy(
+            options.checkpoint_every_seconds, options.checkpoint_every_messages
+        )
+        checkpoints = Checkpointer(open_checkpoints(settings), group, policy)
+    sources = {"intraday": intraday_history, "bars": offline_bars_history}
+    if options.history not in (*sources, "none"):
+        raise FinfeastError(f"unknown history source {options.history!r}: intraday, bars or none")
+    history = sources[options.history](settings) if options.history in sources else None
+    return checkpoints, Bootstrapper(history) if history is not None else None
 
 
 def run_job(

@@ -1,31 +1,40 @@
-"""The offline log of stream rows: the same rows the job pushes online, deduplicated by
-(entity, event_timestamp), in the profile's offline store.
+"""The offline log of stream rows: the same rows the job pushes online, appended per batch.
 
-Why the job writes it itself: Feast's contrib PostgreSQL offline store cannot take offline pushes,
-so in prod the log is a PostgreSQL table (upsert with ON CONFLICT on the key); locally it is a
-Parquet file under `offline_dir` (read by the push source's batch `FileSource`). Both go through
-`finfeast.offline`, whose upsert replaces a row with the same key, so redelivered events never
-duplicate. Local Parquet upserts are read-modify-write, so concurrent job processes serialise
-them with a file lock.
+Why append-only: a batch's write must cost O(batch), whatever the log's size, and concurrent job
+processes must not serialise on a lock. Locally each batch writes one Parquet part
+`<offline_dir>/<log_table>/part-<time>-<pid>-<seq>.parquet` (written to a temp name, then renamed,
+so a reader never sees half a part); in prod each batch is one COPY into a PostgreSQL table with no
+primary key. Redelivered events (at-least-once) therefore appear more than once in storage:
+readers deduplicate by (entity, event_timestamp) keeping the row written last (largest
+`created_timestamp`, then the latest part), which is what Feast's point-in-time join does too
+(`created_timestamp` is the tie-breaker of the push sources' batch sources).
+`compact()` (`finfeast stream compact`) rewrites the parts of a table into one deduplicated part.
 """
 
 from __future__ import annotations
 
-import fcntl
+import itertools
+import os
+import time
 from collections.abc import Sequence
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from finfeast.config import Settings
+from finfeast.errors import FinfeastError
 from finfeast.offline import WriteResult, open_tables
 from stream_jobs.online_writer import Row, ViewSpec
 
 MARKET_LOG = "stream_market_log"
 ACCOUNT_LOG = "stream_account_log"
+PART_GLOB = "part-*.parquet"
+
+_seq = itertools.count()
 
 
 def rows_to_frame(
@@ -51,39 +60,172 @@ def rows_to_frame(
     return pd.DataFrame(data)
 
 
+def dedupe(df: pd.DataFrame, join_key: str) -> pd.DataFrame:
+    """The latest written row per (entity, event_timestamp), sorted by (entity, event_timestamp).
+
+    `df` is in write order (parts in name order, rows in batch order); ties on
+    `created_timestamp` keep the later-written row.
+    """
+    if df.empty:
+        return df.reset_index(drop=True)
+    df = df.reset_index(drop=True)
+    df["_pos"] = range(len(df))
+    order = ["created_timestamp", "_pos"] if "created_timestamp" in df.columns else ["_pos"]
+    df = df.sort_values(order, kind="stable")
+    df = df.drop_duplicates([join_key, "event_timestamp"], keep="last")
+    df = df.sort_values([join_key, "event_timestamp"], kind="stable")
+    return df.drop(columns="_pos").reset_index(drop=True)
+
+
 class OfflineLog:
-    """Appends (upserts) stream rows into the offline log table of a view."""
+    """Appends stream rows to the offline log tables; reads them back deduplicated."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.tables = open_tables(settings)
-        self._lock_path = Path(settings.offline_dir) / ".stream_log.lock"
+        self.root = Path(settings.offline_dir)
+        self._conn: Any = None  # prod: one connection kept open across batches
+        self._ready: set[str] = set()  # prod: tables whose columns are known to exist
 
-    @contextmanager
-    def _locked(self):  # noqa: ANN202
-        if self.settings.profile == "prod":
-            yield
-            return
-        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self._lock_path, "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+    # ---- layout -------------------------------------------------------------------------
+    def table_dir(self, table: str) -> Path:
+        """Local: the directory of a log table's parts (the push source's FileSource path)."""
+        if not table.replace("_", "").isalnum():
+            raise FinfeastError(f"bad offline log table name {table!r}")
+        return self.root / table
 
+    def parts(self, table: str) -> list[Path]:
+        return sorted(self.table_dir(table).glob(PART_GLOB))
+
+    # ---- writes -------------------------------------------------------------------------
     def append(self, table: str, view: ViewSpec, rows: Sequence[Row]) -> WriteResult | None:
         if not rows:
             return None
         return self.append_frame(table, view, rows_to_frame(view, rows))
 
     def append_frame(self, table: str, view: ViewSpec, df: pd.DataFrame) -> WriteResult | None:
-        """Upsert a log frame (join key, event_timestamp, created_timestamp, features)."""
+        """Append a log frame (join key, event_timestamp, created_timestamp, features): O(batch)."""
         if df.empty:
             return None
         df = df.drop_duplicates([view.join_key, "event_timestamp"], keep="last")
-        with self._locked():
-            return self.tables.upsert(table, df, key=[view.join_key, "event_timestamp"])
+        if self.settings.profile == "prod":
+            return self._append_pg(table, view, df)
+        self._write_part(table, df)
+        return WriteResult(table, len(df), 0, -1)
 
-    def read(self, table: str) -> pd.DataFrame:
-        return self.tables.read(table)
+    def _write_part(self, table: str, df: pd.DataFrame) -> Path:
+        folder = self.table_dir(table)
+        folder.mkdir(parents=True, exist_ok=True)
+        # Name order = write order within a process (time, then a per-process sequence number).
+        name = f"part-{time.time_ns():020d}-{os.getpid()}-{next(_seq):08d}"
+        tmp = folder / f".{name}.tmp"
+        path = folder / f"{name}.parquet"
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp, compression="zstd")
+        tmp.replace(path)
+        return path
+
+    def _append_pg(self, table: str, view: ViewSpec, df: pd.DataFrame) -> WriteResult:
+        """One COPY into a table without a primary key (plain append; reads dedupe), on a
+        connection kept open across batches (a connect per batch cost more than the COPY)."""
+        import psycopg
+
+        tables = self.tables
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = tables._connect()  # noqa: SLF001 - the same connection/COPY helpers
+                self._ready.clear()
+            conn = self._conn
+            if table not in self._ready:
+                tables._create(conn, table, df, None)  # noqa: SLF001
+                self._ready.add(table)
+            tables._copy(conn, table, df)  # noqa: SLF001
+            conn.commit()
+        except psycopg.errors.UniqueViolation:
+            self._reset()
+            # A log created before the append-only layout has a primary key: keep it working.
+            return self.tables.upsert(table, df, key=[view.join_key, "event_timestamp"])
+        except psycopg.Error:
+            self._reset()  # the retry policy calls again: reconnect then
+            raise
+        return WriteResult(table, len(df), 0, -1)
+
+    def _reset(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+        self._conn = None
+        self._ready.clear()
+
+    def close(self) -> None:
+        self._reset()
+
+    # ---- reads --------------------------------------------------------------------------
+    def read_raw(self, table: str) -> pd.DataFrame:
+        """Every stored row (duplicates included), in write order."""
+        if self.settings.profile == "prod":
+            return self.tables.read(table)
+        parts = self.parts(table)
+        if not parts:
+            legacy = self.root / f"{table}.parquet"
+            if legacy.exists():
+                return pq.read_table(legacy).to_pandas()
+            raise FinfeastError(f"offline log {table!r} has no rows yet ({self.table_dir(table)})")
+        frames = [pq.read_table(p).to_pandas() for p in parts]
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+    def read(self, table: str, join_key: str | None = None) -> pd.DataFrame:
+        """The log deduplicated by (entity, event_timestamp), latest write wins."""
+        df = self.read_raw(table)
+        key = join_key or df.columns[0]
+        return dedupe(df, key)
+
+    def compact(self, table: str, join_key: str | None = None) -> tuple[int, int]:
+        """Rewrite a table's parts as one deduplicated part; (rows before, rows after).
+
+        Local: the new part is written first, then the parts it replaces are deleted, so a
+        reader sees every row at any moment (perhaps twice, which its dedup absorbs). Parts
+        appended meanwhile by a running job are left alone. Prod: the table is rewritten in one
+        transaction (DELETE of duplicates by ctid).
+        """
+        if self.settings.profile == "prod":
+            return self._compact_pg(table, join_key)
+        parts = self.parts(table)
+        if not parts:
+            return 0, 0
+        frames = [pq.read_table(p).to_pandas() for p in parts]
+        raw = pd.concat(frames, ignore_index=True)
+        key = join_key or raw.columns[0]
+        out = dedupe(raw, key)
+        # Named after the newest part it replaces (+1 ns): parts written later still sort after it.
+        last = parts[-1].name.split("-")[1]
+        name = f"part-{int(last) + 1:020d}-{os.getpid()}-compacted"
+        folder = self.table_dir(table)
+        tmp = folder / f".{name}.tmp"
+        pq.write_table(pa.Table.from_pandas(out, preserve_index=False), tmp, compression="zstd")
+        tmp.replace(folder / f"{name}.parquet")
+        for p in parts:
+            p.unlink(missing_ok=True)
+        return len(raw), len(out)
+
+    def _compact_pg(self, table: str, join_key: str | None) -> tuple[int, int]:
+        tables = self.tables
+        with tables._connect() as conn:  # noqa: SLF001
+            cols = tables._columns(conn, table)  # noqa: SLF001
+            if not cols:
+                return 0, 0
+            key = join_key or next(iter(cols))
+            before = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+            order = (
+                '"created_timestamp" DESC, ctid DESC'
+                if "created_timestamp" in cols
+                else "ctid DESC"
+            )
+            conn.execute(
+                f'DELETE FROM "{table}" WHERE ctid IN (SELECT ctid FROM (SELECT ctid, row_number() '
+                f'OVER (PARTITION BY "{key}", "event_timestamp" ORDER BY {order}) AS n '
+                f'FROM "{table}") d WHERE n > 1)'
+            )
+            after = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+        return int(before), int(after)

@@ -3,7 +3,8 @@
 Why replay: the data directory holds one coherent real week (SPY, AIG, BAC, IBM minute bars,
 2013-10-04..11) and one full day of SPY trade ticks. Replaying them in event-time order at a chosen
 speed-up exercises the stream jobs with real prices and real gaps. Event time is preserved by
-default (so online features match the batch computation on the same bars); `shift_to_now` moves
+default, stamped at each bar's END (so online features match the batch computation on the same
+bars, and no value is visible before its bar closed); `shift_to_now` moves
 the whole replay so that its first event happens now, keeping the spacing.
 
 `run_short_replay` is the self-contained stage of `finfeast run`: embedded broker, a short real
@@ -25,6 +26,11 @@ from finfeast.errors import FinfeastError
 from stream_jobs.schemas import TOPIC_BARS, encode
 
 BARS_FILE = "intraday/lean_equity_minute_trade_bars.csv.gz"
+HOURLY_FILE = "intraday/lean_equity_hourly_bars.csv.gz"
+# Bar length per file (data README §3: `timestamp` is the bar START, a bar covers
+# [timestamp, timestamp + period); LEAN labels the first hourly bar 09:00 although it spans
+# 09:30-10:00, so every hourly bar still ends one hour after its label).
+BAR_LENGTH = {BARS_FILE: pd.Timedelta(minutes=1), HOURLY_FILE: pd.Timedelta(hours=1)}
 TICKS_FILE = "intraday/lean_spy_trade_ticks_20131007.csv.gz"
 REPLAY_SYMBOLS = ("SPY", "AIG", "BAC", "IBM")
 REPLAY_START = "2013-10-04"
@@ -42,23 +48,36 @@ def _data_path(data_dir: Path | None, name: str) -> Path:
     return path
 
 
+def _utc(value: str | pd.Timestamp) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
 def load_intraday_bars(
     data_dir: Path | None,
-    symbols: Iterable[str] = REPLAY_SYMBOLS,
-    start: str = REPLAY_START,
-    end: str = REPLAY_END,
+    symbols: Iterable[str] | None = REPLAY_SYMBOLS,
+    start: str | None = REPLAY_START,
+    end: str | None = REPLAY_END,
+    file: str = BARS_FILE,
 ) -> pd.DataFrame:
-    """Real minute bars (symbol, event_timestamp UTC, OHLCV) in event-time order.
+    """Real intraday bars (symbol, event_timestamp UTC, OHLCV) in event-time order.
 
-    `event_timestamp` is the bar start as in the source file; the bar-only catalog sees bars in
-    the same order online and offline, so the start/end convention cancels out.
+    `event_timestamp` is the bar END (file `timestamp` + the bar length): the knowledge time of a
+    bar (docs/architecture.md), so no streamed value is visible before its bar closed. `start` /
+    `end` (UTC dates or instants) select on the bar START, so a day keeps all its bars (the last
+    minute bar of a day ends at 20:00 New York = 00:00 UTC the next day); None = no bound
+    (`symbols=None`: every symbol of the file).
     """
-    df = pd.read_csv(_data_path(data_dir, BARS_FILE))
-    df["event_timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
-    keep = df["symbol"].isin(list(symbols))
-    keep &= (df["event_timestamp"] >= pd.Timestamp(start, tz="UTC")) & (
-        df["event_timestamp"] < pd.Timestamp(end, tz="UTC")
-    )
+    df = pd.read_csv(_data_path(data_dir, file))
+    bar_start = pd.to_datetime(df["timestamp"], utc=True)
+    df["event_timestamp"] = bar_start + BAR_LENGTH[file]
+    keep = pd.Series(True, index=df.index)
+    if symbols is not None:
+        keep &= df["symbol"].isin(list(symbols))
+    if start is not None:
+        keep &= bar_start >= _utc(start)
+    if end is not None:
+        keep &= bar_start < _utc(end)
     out = df.loc[keep, ["symbol", "event_timestamp", "open", "high", "low", "close", "volume"]]
     out = out.astype({"volume": "float64"})
     return out.sort_values(["event_timestamp", "symbol"], kind="stable").reset_index(drop=True)

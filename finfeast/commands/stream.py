@@ -10,6 +10,10 @@ Import-light: Kafka clients, pandas, River and Feast are imported inside the han
   finfeast stream check --day 2013-10-07                        online/offline consistency rate
   finfeast stream replay --limit 2000                           embedded broker + short replay
   finfeast stream broker                                        run an embedded broker in the foreground
+  finfeast stream backfill --start 2013-10-04 --end 2013-10-12  stream-view rows for history (offline log)
+  finfeast stream backfill --frequency hourly --symbols SPY     hourly bars -> stream_market_hourly_log
+  finfeast stream compact                                       rewrite the log parts, deduplicated
+  finfeast stream checkpoints [--clear]                         list (or delete) a job's checkpoints
 """
 
 from __future__ import annotations
@@ -80,6 +84,36 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     )
     rp.add_argument("--limit", type=int, default=2000, help="number of real minute bars")
     rp.set_defaults(handler=_replay)
+
+    bf = ssub.add_parser(
+        "backfill",
+        parents=[common],
+        help="stream-view offline rows for historical intraday bars, through the job's engine",
+    )
+    bf.add_argument("--frequency", choices=("minute", "hourly"), default="minute")
+    bf.add_argument("--symbols", nargs="+", help="default: every symbol of the file")
+    bf.add_argument("--start", help="first bar start, UTC date or instant (default: the first)")
+    bf.add_argument("--end", help="end, exclusive (default: after the last bar)")
+    bf.add_argument("--table", help="log table (default stream_market_log / _hourly_log)")
+    bf.add_argument("--no-anomaly", action="store_true", help="skip the River models (faster)")
+    bf.set_defaults(handler=_backfill)
+
+    cp = ssub.add_parser(
+        "compact", parents=[common], help="rewrite offline log parts as one deduplicated part"
+    )
+    cp.add_argument(
+        "--table", nargs="+", help="log tables (default: the market, tick and account logs)"
+    )
+    cp.set_defaults(handler=_compact)
+
+    ckp = ssub.add_parser(
+        "checkpoints", parents=[common], help="list a job's partition checkpoints (or --clear)"
+    )
+    ckp.add_argument("job", nargs="?", default="market", choices=("market", "accounts"))
+    ckp.add_argument("--group", help="consumer group (default finfeast.<project>.<job>)")
+    ckp.add_argument("--partitions", type=int, default=3, help="partitions to look at")
+    ckp.add_argument("--clear", action="store_true", help="delete them (next start bootstraps)")
+    ckp.set_defaults(handler=_checkpoints)
 
     bk = ssub.add_parser(
         "broker", parents=[common], help="run the embedded Kafka-protocol broker until Ctrl-C"
@@ -156,6 +190,65 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from stream_jobs.replay import run_short_replay
 
     print(run_short_replay(settings, limit=args.limit))
+    return 0
+
+
+def _backfill(args: argparse.Namespace, settings: Settings) -> int:
+    from stream_jobs.backfill import backfill
+
+    print(
+        backfill(
+            settings,
+            frequency=args.frequency,
+            symbols=args.symbols,
+            start=args.start,
+            end=args.end,
+            table=args.table,
+            score_anomalies=not args.no_anomaly,
+        )
+    )
+    return 0
+
+
+def _compact(args: argparse.Namespace, settings: Settings) -> int:
+    from stream_jobs.market_job import TICK_LOG
+    from stream_jobs.offline_log import ACCOUNT_LOG, MARKET_LOG, OfflineLog
+
+    log = OfflineLog(settings)
+    keys = {MARKET_LOG: "symbol", TICK_LOG: "symbol", ACCOUNT_LOG: "account_id"}
+    for table in args.table or list(keys):
+        before, after = log.compact(table, keys.get(table))
+        print(f"{table}: {before} rows -> {after} rows")
+    return 0
+
+
+def _checkpoints(args: argparse.Namespace, settings: Settings) -> int:
+    import datetime as dt
+
+    from stream_jobs.checkpoint import CheckpointMismatch, decode, open_checkpoints, read_header
+
+    store = open_checkpoints(settings)
+    group = args.group or f"finfeast.{settings.project}.{args.job}"
+    if args.clear:
+        store.delete(group)
+        print(f"{group}: checkpoints deleted")
+        return 0
+    for p in range(args.partitions):
+        blob = store.load(group, p)
+        if blob is None:
+            print(f"{group}[{p}]: none")
+            continue
+        header = read_header(blob)
+        try:
+            decode(blob)
+            status = "usable"
+        except CheckpointMismatch as exc:
+            status = f"REFUSED: {exc}"
+        when = dt.datetime.fromtimestamp(header["created_ms"] / 1000, dt.UTC).isoformat()
+        print(
+            f"{group}[{p}]: offsets {header['offsets']}, {len(blob):,} bytes, written {when}, "
+            f"river {header['river']}, format {header['format']}: {status}"
+        )
     return 0
 
 

@@ -113,10 +113,10 @@ def test_every_good_bar_is_in_the_offline_log_once(market_run, stream_prod) -> N
 
 def test_stream_features_equal_batch_catalog(market_run, stream_prod) -> None:
     bars, *_ = market_run
-    from stream_jobs.consistency import batch_features
+    from stream_jobs.consistency import history_batch_features
 
     log = OfflineLog(stream_prod).read(MARKET_LOG)
-    report = compare(log, batch_features(bars), DAY)
+    report = compare(log, history_batch_features(stream_prod, bars), DAY)
     print(report)
     assert report.missing_rows == 0
     assert report.rate == 1.0, report.mismatches_by_feature
