@@ -380,7 +380,7 @@ def test_sigkill_between_online_write_and_commit_then_redelivery_is_idempotent(
     assert _day_keys(settings, bars) == set(
         zip(bars["symbol"], bars["event_timestamp"], strict=True)
     )
-    report = compare(day_log, batch_features(bars), day)
+    report = compare(day_log, history_batch_features(settings, bars), day)
     assert report.rate == 1.0 and report.missing_rows == 0, str(report)
     last = bars.groupby("symbol").tail(1).set_index("symbol")
     online = _online_rows(settings, symbols)
