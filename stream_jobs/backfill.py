@@ -31,6 +31,7 @@ from stream_jobs.schemas import TOPIC_BARS
 
 FILES = {"minute": BARS_FILE, "hourly": HOURLY_FILE}
 DEFAULT_TABLES = {"minute": MARKET_LOG, "hourly": "stream_market_hourly_log"}
+BAR_FREQUENCIES = {"minute": "1min", "hourly": "1h"}  # annualisation of each file's bars
 
 
 @dataclass
@@ -82,7 +83,7 @@ def backfill(
     score_anomalies: bool = True,
 ) -> BackfillSummary:
     """Append the market view's rows for the bars of [start, end) to the offline log."""
-    from stream_jobs.market_job import MarketProcessor
+    from stream_jobs.market_job import MarketProcessor, action_book
 
     if frequency not in FILES:
         raise FinfeastError(f"unknown bar frequency {frequency!r}: minute or hourly")
@@ -97,7 +98,11 @@ def backfill(
         raise FinfeastError(
             f"no {frequency} bars for {symbols or 'any symbol'} in [{start}, {end})"
         )
-    processor = MarketProcessor(score_anomalies=score_anomalies)
+    processor = MarketProcessor(
+        score_anomalies=score_anomalies,
+        actions=action_book(settings),
+        bar_frequency=BAR_FREQUENCIES[frequency],
+    )
     boot = Bootstrapper(BarHistory(everything, frequency))
     log = OfflineLog(settings)
     view = processor.view

@@ -114,9 +114,11 @@ def decode(blob: bytes) -> Checkpoint:
     )
 
 
-# ---- the catalog operator (the one place to switch to OnlineFeatures.snapshot/restore) ----
+# ---- the catalog operator ------------------------------------------------------------------
 def operator_to_bytes(op: Any) -> bytes:
-    """Serialised catalog operator (pickle until `OnlineFeatures.snapshot()` lands)."""
+    """Serialised catalog operator: pickling an `OnlineFeatures` goes through its versioned
+    `snapshot()` bytes (format version + family code hashes, refused on mismatch by `restore`)
+    plus its corporate-action book and bar frequency."""
     return pickle.dumps(op, protocol=pickle.HIGHEST_PROTOCOL)
 
 

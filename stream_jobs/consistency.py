@@ -111,13 +111,14 @@ def history_batch_features(settings: Settings, bars: pd.DataFrame) -> pd.DataFra
     """The batch catalog at each of `bars`, computed over the symbols' FULL intraday history up
     to the last of them: what the stream must match, since a symbol new to the stream starts
     from state bootstrapped from that history (`stream_jobs.bootstrap`)."""
+    from stream_jobs.market_job import action_book
     from stream_jobs.views import BAR_FREQUENCY
     from transforms import compute_features
 
     symbols = sorted(bars["symbol"].unique())
     history = load_intraday_bars(settings.data_dir, symbols=symbols, start=None, end=None)
     history = history[history["event_timestamp"] <= bars["event_timestamp"].max()]
-    full = compute_features(history, bar_frequency=BAR_FREQUENCY)
+    full = compute_features(history, bar_frequency=BAR_FREQUENCY, actions=action_book(settings))
     keys = pd.MultiIndex.from_frame(bars[["symbol", "event_timestamp"]])
     mask = pd.MultiIndex.from_frame(full[["symbol", "event_timestamp"]]).isin(keys)
     return full[mask].reset_index(drop=True)

@@ -42,11 +42,13 @@ class JobOptions:
     rebuild_timeout: float = 60.0
 
 
-def make_processor(job: str) -> Any:
+def make_processor(job: str, settings: Settings | None = None) -> Any:
+    """The job's processor; the market job applies the profile's corporate actions (none
+    without `settings`)."""
     if job == "market":
-        from stream_jobs.market_job import MarketProcessor
+        from stream_jobs.market_job import MarketProcessor, action_book
 
-        return MarketProcessor()
+        return MarketProcessor(actions=action_book(settings) if settings is not None else None)
     if job == "accounts":
         from stream_jobs.account_job import AccountProcessor
 
@@ -75,7 +77,7 @@ def check_online_tables(settings: Settings, view_names: list[str]) -> None:
 
 
 def build_loop(settings: Settings, job: str, options: JobOptions) -> StreamLoop:
-    processor = make_processor(job)
+    processor = make_processor(job, settings)
     check_online_tables(settings, [o.view.name for o in processor.outputs])
     settings.ensure_dirs()
     config = LoopConfig(

@@ -29,12 +29,26 @@ TICK_LOG = "stream_trade_tick_log"
 ANOMALY_NAMES = [name for name, _ in ANOMALY_FEATURES]
 
 
-def _default_operator_factory() -> Callable[[], Any]:
+def action_book(settings: Any) -> Any:
+    """The corporate actions the stream applies (the offline `corporate_actions` table; none
+    when it does not exist yet). Intraday bars are as traded, so every action applies: the
+    state of a symbol is transformed at its ex-date's open, exactly as in `compute_features`."""
+    from finfeast.offline import open_tables
+    from transforms.adjustments import ACTIONS_TABLE, ActionBook
+
+    tables = open_tables(settings)
+    if not tables.exists(ACTIONS_TABLE):
+        return ActionBook.empty()
+    return ActionBook.from_frame(tables.read(ACTIONS_TABLE))
+
+
+def _default_operator_factory(actions: Any = None, bar_frequency: Any = None) -> Callable[[], Any]:
     """One catalog state holder per partition: a partition's symbols can be dropped together."""
     from stream_jobs.views import BAR_FREQUENCY
     from transforms import OnlineFeatures
 
-    return lambda: OnlineFeatures(capacity=16, bar_frequency=BAR_FREQUENCY)
+    freq = bar_frequency or BAR_FREQUENCY
+    return lambda: OnlineFeatures(capacity=16, actions=actions, bar_frequency=freq)
 
 
 class MarketProcessor:
@@ -48,11 +62,15 @@ class MarketProcessor:
         operator_factory: Callable[[], Any] | None = None,
         anomaly: AnomalyConfig | None = None,
         score_anomalies: bool = True,
+        actions: Any = None,
+        bar_frequency: Any = None,
     ) -> None:
         self.view = market_view()
         self.ticks = tick_view()
         self.outputs = (Output(self.view, MARKET_LOG), Output(self.ticks, TICK_LOG))
-        self.operator_factory = operator_factory or _default_operator_factory()
+        self.operator_factory = operator_factory or _default_operator_factory(
+            actions, bar_frequency
+        )
         self.anomaly = AnomalyScorer(anomaly) if score_anomalies else None
         self.operators: dict[str, Any] = {}
         self.last_bar_ms: dict[str, int] = {}
