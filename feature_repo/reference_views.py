@@ -68,5 +68,7 @@ listings = FeatureView(
     source=listings_source,
     online=True,
     description="Symbol reference attributes as known at each time (constituents history).",
-    tags={"kind": "reference", "source_table": "listings"},
+    # its own family: `in_sp500` here is the raw snapshot flag, not the catalog feature (float,
+    # null before the first snapshot) of the same name in daily_market_context
+    tags={"family": "listings", "kind": "reference", "source_table": "listings"},
 )
