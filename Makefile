@@ -55,3 +55,4 @@ bench: install
 
 clean:
 	rm -rf var .pytest_cache
+	mkdir -p var/local && touch var/local/.gitkeep
