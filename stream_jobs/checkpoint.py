@@ -263,28 +263,18 @@ def _restore_market(proc: Any, partition: int, state: Mapping[str, Any]) -> None
 
 
 def _account_state(proc: Any, partition: int) -> dict[str, Any]:
+    """Every value of an account (its prices, positions, dedup ids) lives in its AccountState."""
     accounts = [a for a, tp in proc.partition_of.items() if tp[1] == partition]
     book = proc.book
     return {
         "accounts": {a: book.accounts[a] for a in accounts if a in book.accounts},
         "partition_of": {a: proc.partition_of[a] for a in accounts},
-        "prices": dict(book.prices),
-        "seen_trades": getattr(book, "seen_trades", None),
     }
 
 
 def _restore_account(proc: Any, partition: int, state: Mapping[str, Any]) -> None:
-    book = proc.book
-    book.accounts.update(state["accounts"])
+    proc.book.accounts.update(state["accounts"])
     proc.partition_of.update({a: tuple(tp) for a, tp in state["partition_of"].items()})
-    for symbol, (ms, price) in state["prices"].items():
-        book._price(symbol, ms, price)  # noqa: SLF001 - newest event time wins, as live
-    seen = state.get("seen_trades")
-    if seen is not None and hasattr(book, "seen_trades"):
-        if isinstance(book.seen_trades, set) and isinstance(seen, set):
-            book.seen_trades |= seen
-        else:
-            book.seen_trades = seen
 
 
 # ---- stores ----------------------------------------------------------------------------

@@ -48,22 +48,6 @@ def full_local(settings_factory) -> tuple[Settings, object]:
         patch.undo()
 
 
-def linked_data_dir(real: Path, target: Path, replace: dict[str, bytes | None]) -> Path:
-    """A data dir of symlinks to the real files, with some files replaced (bytes) or removed (None)."""
-    for src in real.rglob("*"):
-        if src.is_dir():
-            continue
-        rel = src.relative_to(real).as_posix()
-        dst = target / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if rel in replace:
-            if replace[rel] is not None:
-                dst.write_bytes(replace[rel])  # type: ignore[arg-type]
-            continue
-        dst.symlink_to(src)
-    return target
-
-
 class _QuietHandler(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:  # noqa: D401 - silence the default logging
         pass

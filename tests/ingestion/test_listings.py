@@ -130,7 +130,7 @@ def test_trailer_test_issues_and_bad_symbols_are_quarantined(ingested) -> None:
 def test_a_corrupt_snapshot_fails_the_source_with_its_name(data_dir, tmp_path, settings_factory):
     from dataclasses import replace
 
-    from conftest import linked_data_dir
+    from ingestion_data import linked_data_dir
 
     from ingestion import run_ingest
 

@@ -331,7 +331,7 @@ def test_a_later_higher_ranked_source_takes_the_whole_series(data_dir, settings_
     so the stored series is still one source; AAL stays all_stocks_5yr's."""
     from dataclasses import replace
 
-    from conftest import linked_data_dir
+    from ingestion_data import linked_data_dir
 
     from ingestion import run_ingest
 

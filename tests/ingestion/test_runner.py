@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import linked_data_dir
+from ingestion_data import linked_data_dir
 
 from finfeast.errors import FinfeastError
 from finfeast.offline import open_tables

@@ -16,7 +16,7 @@ import orjson
 import pandas as pd
 import pytest
 
-from stream_jobs.consistency import batch_features, compare, day_bars
+from stream_jobs.consistency import compare, day_bars, history_batch_features
 from stream_jobs.offline_log import MARKET_LOG, OfflineLog
 from stream_jobs.replay import bar_messages
 from stream_jobs.schemas import TOPIC_BARS, dlq_topic
@@ -106,7 +106,7 @@ def _assert_log_equals_batch(settings, bars: pd.DataFrame) -> None:  # noqa: ANN
     day = log[(ts >= bars["event_timestamp"].min()) & (ts <= bars["event_timestamp"].max())]
     keys = list(zip(day["symbol"], pd.to_datetime(day["event_timestamp"], utc=True), strict=True))
     assert sorted(keys) == sorted(zip(bars["symbol"], bars["event_timestamp"], strict=True))
-    report = compare(day, batch_features(bars), DAY)
+    report = compare(day, history_batch_features(settings, bars), DAY)
     assert report.rate == 1.0 and report.missing_rows == 0, str(report)
 
 
@@ -293,7 +293,7 @@ def test_processing_failure_dead_letters_only_the_culprit(poison_prod, fresh_bro
     ts = pd.to_datetime(log["event_timestamp"], utc=True)
     day_log = log[(ts >= bars["event_timestamp"].min()) & (ts <= bars["event_timestamp"].max())]
     assert len(day_log) == len(bars)
-    report = compare(day_log, batch_features(bars), day)
+    report = compare(day_log, history_batch_features(settings, bars), day)
     assert report.rate == 1.0 and report.missing_rows == 0, str(report)
 
 
@@ -357,7 +357,7 @@ def test_a_row_the_store_cannot_take_dead_letters_that_entitys_messages(
         zip(day_log["symbol"], pd.to_datetime(day_log["event_timestamp"], utc=True), strict=True)
     )
     assert got == set(zip(kept["symbol"], kept["event_timestamp"], strict=True))
-    batch = batch_features(bars)
+    batch = history_batch_features(settings, bars)
     batch = batch.merge(kept[["symbol", "event_timestamp"]], on=["symbol", "event_timestamp"])
     report = compare(day_log, batch, day)
     assert report.rate == 1.0 and report.missing_rows == 0, str(report)

@@ -213,7 +213,7 @@ def test_bootstrapped_symbols_equal_batch_over_the_full_history(local_settings: 
     folded = boot.before_process(proc, events)
     assert folded == len(history)  # everything strictly before each symbol's first streamed bar
     rows = _rows(proc, events)
-    full = compute_features(pd.concat([history, day], ignore_index=True))
+    full = compute_features(pd.concat([history, day], ignore_index=True), bar_frequency="1min")
     full = full[full["event_timestamp"] >= day["event_timestamp"].min()].reset_index(drop=True)
     assert len(rows) == len(full) == len(day)
     names = [c for c in full.columns if c not in ("symbol", "event_timestamp")]

@@ -24,6 +24,7 @@ from transforms.selection import (
     run_selection,
     walk_forward_folds,
 )
+from transforms.versioning import load_versions
 
 # small and quick: 11 real symbols x 5 years, 3 folds, a small model
 CONFIG = SelectionConfig(
@@ -307,7 +308,8 @@ def test_selection_becomes_a_versioned_service_file(built, first_run) -> None:
         assert sorted(names) == sorted(result.features)
         tags = service.tags
         assert tags["label"] == "fwd_dir_5"
-        assert "market_context:v1" in tags["family_versions"]
+        committed = load_versions()["market_context"]["version"]
+        assert f"market_context:v{committed}" in tags["family_versions"]
         assert float(tags["holdout_auc"]) == pytest.approx(result.holdout_auc, abs=5e-5)
         assert float(tags["holdout_auc_full"]) == pytest.approx(result.holdout_auc_full, abs=5e-5)
         assert float(tags["shuffled_split_auc"]) == pytest.approx(result.shuffled_auc, abs=5e-5)

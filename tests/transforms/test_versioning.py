@@ -179,7 +179,8 @@ def test_change_bump_apply_revert_reproduces_the_training_set(
     apply_repo(settings)
     original_hash = _view_tags(settings)["code_hash"]
     assert original_hash == catalog.FAMILIES[FAMILY].code_hash
-    assert _view_tags(settings)["family_version"] == str(v1[FAMILY]) == "1"
+    committed = load_versions(versions_file)[FAMILY]["version"]  # the version in git
+    assert _view_tags(settings)["family_version"] == str(v1[FAMILY]) == str(committed)
     before = build_training_set(settings, "price_model_v1", labels=["fwd_ret_5"])
 
     # 1. change the definition: the check fails and says how to bump; bump; rebuild
@@ -187,19 +188,19 @@ def test_change_bump_apply_revert_reproduces_the_training_set(
         _change_vix_definition(m)
         problems = check_versions(load_versions(versions_file), catalog.FAMILIES.values())
         assert f"finfeast versions bump {FAMILY}" in problems[-1], problems
-        assert bump(versions_file, [FAMILY], catalog.FAMILIES) == {FAMILY: 2}
+        assert bump(versions_file, [FAMILY], catalog.FAMILIES) == {FAMILY: committed + 1}
         bumped = build_feature_tables(settings)
         v2 = bumped.versions
-        assert v2[FAMILY] == 2
-        assert bumped.version_changes == {FAMILY: (1, 2)}
-        assert f"{FAMILY} v1 -> v2" in bumped.to_rows()[-1]["detail"]
+        assert v2[FAMILY] == committed + 1
+        assert bumped.version_changes == {FAMILY: (committed, committed + 1)}
+        assert f"{FAMILY} v{committed} -> v{committed + 1}" in bumped.to_rows()[-1]["detail"]
         assert {k: v for k, v in v2.items() if k != FAMILY} == {
             k: v for k, v in v1.items() if k != FAMILY
         }
         plan = plan_repo(settings)
         assert VIEW in plan and "family_version" in plan, plan
         apply_repo(settings)
-        assert _view_tags(settings)["family_version"] == "2"
+        assert _view_tags(settings)["family_version"] == str(committed + 1)
         assert _view_tags(settings)["code_hash"] == catalog.FAMILIES[FAMILY].code_hash
         assert _view_tags(settings)["code_hash"] != original_hash
         changed = build_training_set(settings, "price_model_v1", labels=["fwd_ret_5"])
@@ -212,10 +213,10 @@ def test_change_bump_apply_revert_reproduces_the_training_set(
     assert check_versions(load_versions(versions_file), catalog.FAMILIES.values()) == []
     rolled_back = build_feature_tables(settings)
     assert rolled_back.versions == v1
-    assert rolled_back.version_changes == {FAMILY: (2, 1)}
+    assert rolled_back.version_changes == {FAMILY: (committed + 1, committed)}
     assert "family_version" in plan_repo(settings)
     apply_repo(settings)
-    assert _view_tags(settings)["family_version"] == "1"
+    assert _view_tags(settings)["family_version"] == str(committed)
     assert _view_tags(settings)["code_hash"] == original_hash
     assert "No changes to registry" in plan_repo(settings)
     after = build_training_set(settings, "price_model_v1", labels=["fwd_ret_5"])
