@@ -732,4 +732,8 @@ class StreamLoop:
                         self._save_checkpoint(p)
             finally:
                 self._consumer.close()
+                # drop the DLQ producer now: a producer kept alive past its broker (the embedded
+                # one stops after a replay) logs reconnect attempts until it is collected
+                self._dead = None
+                del dead
         return self.summary
