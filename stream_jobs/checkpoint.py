@@ -29,6 +29,8 @@ import pickle
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -131,6 +133,7 @@ def operator_from_bytes(blob: bytes) -> Any:
 # tens of seconds. Its tree structure is a function of the seed and the feature names only (built
 # from a seeded RNG on the first `learn_one`), so the checkpoint keeps just the node masses (uint8:
 # a mass never exceeds the window size, 250) plus the small parts (scaler, ADWIN, counters).
+_MASSES = attrgetter("l_mass", "r_mass")
 _HST_KEYS = {"log_volume": 0.5, "range": 0.5, "ret": 0.5}  # SymbolAnomalyModel's feature names
 
 
@@ -164,8 +167,11 @@ def anomaly_to_state(model: Any) -> dict[str, Any]:
     hst = model.model["HalfSpaceTrees"]
     masses = None
     if hst.trees:
-        flat = [(n.l_mass, n.r_mass) for nodes in hst._tree_nodes for n in nodes]  # noqa: SLF001
-        masses = np.asarray(flat, dtype=np.uint16 if hst.window_size > 255 else np.uint8)
+        nodes = list(chain.from_iterable(hst._tree_nodes))  # noqa: SLF001
+        flat = np.fromiter(  # one C-level pass over the ~5k nodes (a list of tuples cost 2x)
+            chain.from_iterable(map(_MASSES, nodes)), dtype=np.int64, count=2 * len(nodes)
+        )
+        masses = flat.reshape(-1, 2).astype(np.uint16 if hst.window_size > 255 else np.uint8)
     return {
         "config": model.config,
         "scaler": pickle.dumps(model.model["MinMaxScaler"], protocol=pickle.HIGHEST_PROTOCOL),
