@@ -28,7 +28,10 @@ class AccountProcessor:
         self._late = 0
 
     def process(self, events: Sequence[Event]) -> dict[str, ViewRows]:
-        rows: list[Row] = []
+        # One row per (account, millisecond): the state after every event of that instant in the
+        # batch. The online store keeps the first row of an instant (strictly newer wins, as
+        # Feast) and the offline log the last, so two rows at one instant would disagree.
+        latest: dict[tuple[str, int], dict] = {}
         # Event-time order inside a batch; at one millisecond trades before marks (as produced).
         for e in sorted(
             events, key=lambda e: (e.value["event_time_ms"], e.value["kind"] != "trade")
@@ -43,7 +46,8 @@ class AccountProcessor:
             if feats is None:
                 self._late += 1
                 continue
-            rows.append((account, value["event_time_ms"], feats))
+            latest[(account, value["event_time_ms"])] = feats
+        rows: list[Row] = [(account, ms, feats) for (account, ms), feats in latest.items()]
         return {self.view.name: ViewRows.from_rows(self.view, rows)}
 
     def warm(self, events: Sequence[Event]) -> None:

@@ -151,3 +151,28 @@ def test_a_newer_mark_does_not_drop_an_older_trade(events) -> None:
     last = {**trade, "trade_id": "t-3", "event_time_ms": trade["event_time_ms"] + 180_000}
     feats = book.trade(last)
     assert feats is not None and feats["trade_count_1h"] == 3  # t-2 counted once
+
+
+def test_one_row_per_account_and_instant_in_a_batch(events) -> None:
+    """A trade and a mark of one account at the same millisecond give ONE row, the state after
+    both: the online store keeps the first row of an instant and the offline log the last, so two
+    rows would make them disagree. The row equals a direct fold of the same events."""
+    from stream_jobs.account_job import AccountProcessor
+    from stream_jobs.consumer import Event
+
+    trade = next(e for e in events if e["kind"] == "trade")
+    mark = next(
+        e for e in events if e["kind"] == "position" and e["account_id"] == trade["account_id"]
+    )
+    same_instant = {**mark, "event_time_ms": trade["event_time_ms"], "symbol": trade["symbol"]}
+    batch = [Event("trades", 0, 0, trade, 0), Event("positions", 0, 0, same_instant, 0)]
+    proc = AccountProcessor()
+    rows = proc.process(batch)[proc.view.name].rows()
+    assert len(rows) == 1
+    book = AccountBook()
+    book.trade(trade)
+    after_both = book.mark(same_instant)
+    assert after_both is not None
+    _account, _ms, got = rows[0]
+    for name in ("trade_count_1h", "notional_1d", "net_exposure", "realized_pnl", "concentration"):
+        assert got[name] == pytest.approx(after_both[name]), name
