@@ -30,14 +30,20 @@ class AccountProcessor:
     def process(self, events: Sequence[Event]) -> dict[str, ViewRows]:
         # One row per (account, millisecond): the state after every event of that instant in the
         # batch. The online store keeps the first row of an instant (strictly newer wins, as
-        # Feast) and the offline log the last, so two rows at one instant would disagree.
+        # Feast) and the offline log / training sets the last, so two rows at one instant would
+        # disagree: an event at the instant of a row an EARLIER batch already emitted is folded
+        # into the state without a row of its own (the account's next row carries it).
         latest: dict[tuple[str, int], dict] = {}
+        emitted: dict[str, int] = {}  # account -> time of its last row before this batch
         # Event-time order inside a batch; at one millisecond trades before marks (as produced).
         for e in sorted(
             events, key=lambda e: (e.value["event_time_ms"], e.value["kind"] != "trade")
         ):
             value = e.value
             account = value["account_id"]
+            if account not in emitted:
+                state = self.book.accounts.get(account)
+                emitted[account] = state.last_ms if state is not None else -1
             self.partition_of[account] = (e.topic, e.partition)
             if value["kind"] == "trade":
                 feats = self.book.trade(value)
@@ -46,6 +52,8 @@ class AccountProcessor:
             if feats is None:
                 self._late += 1
                 continue
+            if value["event_time_ms"] == emitted[account]:
+                continue  # that instant's row is out already (see above)
             latest[(account, value["event_time_ms"])] = feats
         rows: list[Row] = [(account, ms, feats) for (account, ms), feats in latest.items()]
         return {self.view.name: ViewRows.from_rows(self.view, rows)}

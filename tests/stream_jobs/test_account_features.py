@@ -176,3 +176,29 @@ def test_one_row_per_account_and_instant_in_a_batch(events) -> None:
     _account, _ms, got = rows[0]
     for name in ("trade_count_1h", "notional_1d", "net_exposure", "realized_pnl", "concentration"):
         assert got[name] == pytest.approx(after_both[name]), name
+
+
+def test_an_instant_already_emitted_by_an_earlier_batch_gets_no_second_row(events) -> None:
+    """The same instant split over two batches: the second batch folds its event in without a
+    row (the stores would keep different rows of one instant); the next row carries it."""
+    from stream_jobs.account_job import AccountProcessor
+    from stream_jobs.consumer import Event
+
+    trade = next(e for e in events if e["kind"] == "trade")
+    mark = next(
+        e for e in events if e["kind"] == "position" and e["account_id"] == trade["account_id"]
+    )
+    same_instant = {**mark, "event_time_ms": trade["event_time_ms"], "symbol": trade["symbol"]}
+    later = {**same_instant, "event_time_ms": trade["event_time_ms"] + 60_000}
+    proc = AccountProcessor()
+    view = proc.view.name
+    first = proc.process([Event("trades", 0, 0, trade, 0)])[view].rows()
+    second = proc.process([Event("positions", 0, 0, same_instant, 0)])[view].rows()
+    third = proc.process([Event("positions", 0, 1, later, 0)])[view].rows()
+    assert len(first) == 1 and second == [] and len(third) == 1
+    book = AccountBook()  # a direct fold of the same three events
+    book.trade(trade)
+    book.mark(same_instant)
+    expected = book.mark(later)
+    for name in ("notional_1d", "net_exposure", "realized_pnl", "concentration"):
+        assert third[0][2][name] == pytest.approx(expected[name]), name
