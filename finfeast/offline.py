@@ -253,6 +253,17 @@ class ParquetTables:
         self.path(table).unlink(missing_ok=True)
 
 
+def lock_ddl(conn, name: str) -> None:  # noqa: ANN001 - psycopg connection
+    """Serialise `CREATE TABLE IF NOT EXISTS` / `ALTER TABLE` of one table across processes.
+
+    PostgreSQL's IF NOT EXISTS is not atomic: two sessions creating the same new table at once
+    can fail with a UniqueViolation on `pg_type` (two stream processes starting on a new
+    database did). A transaction-scoped advisory lock per table name makes the second wait and
+    then find the table; the lock is released at the transaction's commit.
+    """
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
+
+
 def _pg_type(series: pd.Series) -> str:
     dt = series.dtype
     if pd.api.types.is_bool_dtype(dt):
@@ -338,6 +349,7 @@ class PostgresTables:
     def _create(self, conn, table: str, df: pd.DataFrame, key: Sequence[str] | None) -> None:  # noqa: ANN001
         cols = ", ".join(f'"{_check_ident(c)}" {_pg_type(df[c])}' for c in df.columns)
         pk = f", PRIMARY KEY ({_quoted(key)})" if key else ""
+        lock_ddl(conn, table)
         conn.execute(f'CREATE TABLE IF NOT EXISTS "{table}" ({cols}{pk})')
         existing = self._columns(conn, table)
         for c in df.columns:

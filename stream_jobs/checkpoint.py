@@ -339,6 +339,9 @@ class PostgresCheckpointStore:
         except psycopg.OperationalError as exc:
             raise ServiceUnavailable(f"PostgreSQL unreachable for checkpoints: {exc}") from exc
         if not self._ready:
+            from finfeast.offline import lock_ddl
+
+            lock_ddl(conn, "stream_checkpoints")  # processes starting together on a new database
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS stream_checkpoints (group_id text, partition int, "
                 "blob bytea NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), "

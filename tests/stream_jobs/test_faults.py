@@ -107,8 +107,15 @@ def _metrics_port(proc: subprocess.Popen, lines: list[str], timeout: float = 120
     raise AssertionError("job did not start:\n" + "".join(lines))
 
 
-def _scrape(port: int, name: str) -> float:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+def _scrape(port: int, name: str, proc: subprocess.Popen | None = None, lines=()) -> float:  # noqa: ANN001
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+    except OSError as exc:  # the job died: say how, with what it printed
+        state = "running" if proc is None or proc.poll() is None else f"exit {proc.returncode}"
+        raise AssertionError(
+            f"metrics scrape failed ({exc}); job {state}:\n" + "".join(lines)
+        ) from exc
+    text = text.decode()
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
@@ -147,11 +154,17 @@ def test_two_processes_share_partitions_and_survive_a_kill(faults_prod, fresh_br
         _drain_output(a, out_a)
         _drain_output(b, out_b)
         time.sleep(6)  # both joined the group and share the partitions
-        producer = _paced_producer(fresh_broker, bars, seconds=10)
-        time.sleep(4)
-        busy_a = _scrape(port_a, "finfeast_stream_events_in_total")
-        busy_b = _scrape(port_b, "finfeast_stream_events_in_total")
-        assert busy_a > 0 and busy_b > 0, (busy_a, busy_b)  # both consume: partitions are shared
+        producer = _paced_producer(fresh_broker, bars, seconds=30)
+        # Kill `a` once both have processed bars (a loaded CI machine takes seconds to join the
+        # group and to run the first batch), while the stream is still flowing.
+        deadline = time.monotonic() + 90
+        busy_a = busy_b = 0.0
+        while time.monotonic() < deadline and not (busy_a > 0 and busy_b > 0):
+            time.sleep(0.5)
+            busy_a = _scrape(port_a, "finfeast_stream_events_in_total", a, out_a)
+            busy_b = _scrape(port_b, "finfeast_stream_events_in_total", b, out_b)
+        # both consume: partitions are shared
+        assert busy_a > 0 and busy_b > 0, (busy_a, busy_b, "".join(out_a), "".join(out_b))
         os.killpg(a.pid, signal.SIGKILL)  # mid-stream, without a clean leave
         producer.join()
         assert b.wait(timeout=120) == 0, "".join(out_b)
