@@ -382,6 +382,7 @@ class PostgresTables:
         key = list(key)
         df = _last_per_key(df, key)
         with self._connect() as conn:
+            lock_ddl(conn, table)  # "is it new?" and its creation decided by one writer at a time
             if not self._columns(conn, table):  # new table: load first, index once afterwards
                 self._create(conn, table, df, None)
                 self._copy(conn, table, df)

@@ -68,3 +68,32 @@ def test_strings_that_look_like_nulls_survive(tables) -> None:
     got = tables.read("t_nulls").sort_values("k").reset_index(drop=True)
     assert got["symbol"].tolist() == ["NA", "", None, "N/A"]
     assert got["v"].isna().tolist() == [False, False, False, True]
+
+
+def test_processes_creating_one_new_table_at_once_all_succeed(settings_factory) -> None:
+    """Several writers appending to a table that does not exist yet (stream processes starting
+    together on a new database): PostgreSQL's own `CREATE TABLE IF NOT EXISTS` races without the
+    DDL lock (UniqueViolation on pg_type); every writer must succeed and every row land."""
+    import threading
+
+    tables = open_tables(settings_factory("prod", "offline_ddl_race"))
+    errors: list[BaseException] = []
+    rounds, writers = 5, 4
+
+    def append(table: str, k: int) -> None:
+        try:
+            tables.upsert(
+                table, frame([float(k)], [k], "2024-01-01"), ["symbol", "event_timestamp"]
+            )
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    for r in range(rounds):
+        threads = [threading.Thread(target=append, args=(f"t_race_{r}", k)) for k in range(writers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+    for r in range(rounds):
+        assert sorted(tables.read(f"t_race_{r}")["close"]) == [float(k) for k in range(writers)]
