@@ -102,9 +102,11 @@ class PriceRepo:
 def _yaml(
     project: str, path: Path, online: str, offline: str, redis_conn: str, pg: dict[str, str]
 ) -> str:
+    # finfeast's provider (columnar push) goes with finfeast's online stores, as in the repo YAMLs
+    provider = "finfeast.feast_plugins.provider.FinfeastProvider"
     lines = [
         f"project: {project}",
-        "provider: local",
+        f"provider: {provider if online.startswith('finfeast') else 'local'}",
         "registry:",
         "  registry_type: file",
         f"  path: {path / 'registry.db'}",

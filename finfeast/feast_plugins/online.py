@@ -50,6 +50,7 @@ from feast.infra.online_stores.sqlite import SqliteOnlineStore, SqliteOnlineStor
 from feast.online_response import OnlineResponse
 
 from finfeast.feast_plugins import encoding as enc
+from finfeast.feast_plugins.frames import ColumnRows
 
 PRESENT, NOT_FOUND, OUTSIDE_MAX_AGE = 1, 3, 4
 _DUMMY_ID = "__dummy_id"
@@ -663,6 +664,47 @@ def _encode_proto_rows(
     return out
 
 
+class _ColumnarWrites:
+    """`write_columns`: rows handed over as columns by `FinfeastProvider.ingest_df`.
+
+    The same layout write as `online_write_batch` (newer event time wins, key TTL, versioned
+    names), minus Feast's per-cell protobuf objects. Returns False when this store cannot take
+    them (Redis cluster/sentinel, another entity-key serialization): the provider then runs
+    Feast's own `ingest_df`, which calls `online_write_batch`.
+    """
+
+    def _columnar_ok(self, config: Any) -> bool:
+        return config.entity_key_serialization_version == 3
+
+    def _field_key(self, name: str, feature: str) -> Any:
+        raise NotImplementedError
+
+    def layout(self, config: Any) -> Any:
+        raise NotImplementedError
+
+    def write_columns(self, config: Any, table: Any, rows: ColumnRows) -> bool:
+        """Write `rows` of feature view `table`; False = not taken (use Feast's path)."""
+        if not self._columnar_ok(config) or not rows.features:
+            return False
+        name = enc.view_table_name(table, config.registry.enable_online_feature_view_versioning)
+        layout = self.layout(config)
+        keys = layout._keys.get(rows.join_key, rows.entities)
+        fields = [self._field_key(name, f) for f in rows.features]
+        entries: list[Encoded] = [
+            (key, ns, list(zip(fields, cells, strict=True)))
+            for key, ns, cells in zip(
+                keys, rows.event_ns, zip(*rows.values, strict=True), strict=True
+            )
+        ]
+        self._write_entries(layout, name, entries, rows.created_ns)
+        return True
+
+    def _write_entries(
+        self, layout: Any, name: str, entries: list[Encoded], created_ns: int | None
+    ) -> None:
+        layout.write(name, entries)
+
+
 class _LeanReads:
     """`get_online_features` of both plugins: the lean plan when it covers the request, else
     Feast's own implementation (which reads through the plugin's `online_read`)."""
@@ -708,7 +750,7 @@ class _LeanReads:
         )
 
 
-class FinfeastRedisOnlineStore(_LeanReads, RedisOnlineStore):
+class FinfeastRedisOnlineStore(_ColumnarWrites, _LeanReads, RedisOnlineStore):
     """Feast's Redis online store with finfeast's lean reads and atomic newer-wins writes."""
 
     def __init__(self) -> None:
@@ -718,6 +760,12 @@ class FinfeastRedisOnlineStore(_LeanReads, RedisOnlineStore):
 
     def _lean_ok(self, config: Any) -> bool:
         return self._fast(config)
+
+    def _columnar_ok(self, config: Any) -> bool:
+        return self._fast(config) and config.entity_key_serialization_version == 3
+
+    def _field_key(self, name: str, feature: str) -> bytes:
+        return enc.feature_field(name, feature)
 
     def _fast(self, config: Any) -> bool:
         online = config.online_store
@@ -945,7 +993,7 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-class FinfeastSqliteOnlineStore(_LeanReads, SqliteOnlineStore):
+class FinfeastSqliteOnlineStore(_ColumnarWrites, _LeanReads, SqliteOnlineStore):
     """Feast's SQLite online store with finfeast's lean reads and format-stable, guarded writes."""
 
     def __init__(self) -> None:
@@ -957,6 +1005,14 @@ class FinfeastSqliteOnlineStore(_LeanReads, SqliteOnlineStore):
         if self._layout is None:
             self._layout = SqliteLayout.connect(config)
         return self._layout
+
+    def _field_key(self, name: str, feature: str) -> str:
+        return feature
+
+    def _write_entries(
+        self, layout: Any, name: str, entries: list[Encoded], created_ns: int | None
+    ) -> None:
+        layout.write(name, entries, created_ns)
 
     def update(
         self,
