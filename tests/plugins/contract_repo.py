@@ -22,6 +22,7 @@ KINDS = {
 }
 # finfeast's provider (columnar push) with the plugins, as the repo YAMLs configure it
 FINFEAST_PROVIDER = "finfeast.feast_plugins.provider.FinfeastProvider"
+FINFEAST_REGISTRY_STORE = "finfeast.feast_plugins.registry.FinfeastFileRegistryStore"
 ALL_VIEW, TTL_VIEW = "c_all", "c_ttl"
 ALL_FEATURES = ["close", "volume", "up_day", "name"]  # float64, int64, bool, string
 TTL_HOURS = 1
@@ -35,15 +36,18 @@ def yaml_text(
     key_ttl: int | None,
     provider: str | None = None,
 ) -> str:
-    """The repo YAML; `provider` defaults to finfeast's for the plugins, `local` for Feast's."""
+    """The repo YAML: the plugins get finfeast's provider and registry store (as the repo
+    YAMLs configure them), Feast's stores `provider: local` and Feast's file registry store."""
     online_type = KINDS[kind]
+    finfeast = kind.startswith("finfeast")
     if provider is None:
-        provider = FINFEAST_PROVIDER if kind.startswith("finfeast") else "local"
+        provider = FINFEAST_PROVIDER if finfeast else "local"
     lines = [
         f"project: {project}",
         f"provider: {provider}",
         "registry:",
         "  registry_type: file",
+        *([f"  registry_store_type: {FINFEAST_REGISTRY_STORE}"] if finfeast else []),
         f"  path: {root / 'registry.db'}",
         "  cache_ttl_seconds: 60",
     ]
