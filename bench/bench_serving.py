@@ -10,8 +10,9 @@ symbols, real Redis, own projects): one with `type: redis` (stock Feast), one wi
   push         `store.push` of 1,000 rows vs the stream jobs' fast writer
                (`stream_jobs.online_writer.RedisOnlineWriter`) writing the same rows: stock
                Feast; the plugin with `provider: finfeast.feast_plugins.provider.FinfeastProvider`
-               (columnar `ingest_df`, what the repo YAMLs configure); the plugin with
-               `provider: local` (Feast's own `ingest_df`, per-cell protos)
+               (columnar `ingest_df`) and `registry_store_type: ...FinfeastFileRegistryStore`
+               (what the repo YAMLs configure); the same with Feast's file registry store; the
+               plugin with `provider: local` (Feast's own `ingest_df`, per-cell protos)
   handler      the steps of stock `feast serve`'s `/get-online-features` handler, in process, on
                the plugin repo (feature-service lookup, read, proto, dict, JSON)
   http         stock `feast serve` (defaults; and tuned: -w N --no-access-log --max-requests 0)
@@ -52,6 +53,7 @@ FEAST = str(Path(sys.executable).with_name("feast"))
 FINFEAST = str(Path(sys.executable).with_name("finfeast"))
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 STOCK_DEFAULTS = "stock feast serve, stock store (defaults)"
+OPTIMIZED = "PYTHONOPTIMIZE=1 (measurement only)"
 HTTP_FLOOR = "HTTP floor (feast serve's gunicorn/uvicorn/FastAPI, constant body)"
 
 
@@ -246,10 +248,14 @@ def _push_frame(n: int, base_s: float):  # noqa: ANN202 - a DataFrame
     )
 
 
-def bench_push(stores: dict, project: str, reps: int) -> dict:
+def bench_push(stores: dict, project: str, reps: int, block: int = 5) -> dict:
     """store.push of 1,000 rows (each rep newer) vs the fast writer writing the same rows.
 
-    Rounds interleave the stores (one push of each per round) so load changes hit all alike.
+    Each timed call builds its frame (as the fast writer's call builds its rows). Blocks of
+    `block` calls per writer alternate (A B C ... A B C ...), each block after one untimed call:
+    Feast keeps the objects it builds from the registry in process-wide single-entry caches, so
+    FeatureStores pushing one after the other would evict each other's entries (a process
+    normally holds one store), while alternating blocks still spread load changes over all.
     """
     import redis
     from feast.data_source import PushMode
@@ -259,15 +265,6 @@ def bench_push(stores: dict, project: str, reps: int) -> dict:
 
     base = time.time()
     counter = iter(range(1, 10_000_000))
-    samples: dict[str, list[float]] = {name: [] for name in stores}
-    for rep in range(reps + 3):
-        for name, store in stores.items():
-            frame = _push_frame(1000, base + next(counter))
-            t = time.perf_counter()
-            store.push("px_push", frame, to=PushMode.ONLINE)
-            if rep >= 3:
-                samples[name].append(time.perf_counter() - t)
-    out = {f"push {name}": percentiles(lat) for name, lat in samples.items()}
     writer = RedisOnlineWriter(redis.Redis(host="127.0.0.1", port=6379), project)
     view = ViewSpec("px_live", "symbol", (("close", "float64"),))
 
@@ -277,8 +274,22 @@ def bench_push(stores: dict, project: str, reps: int) -> dict:
         rows = [(s, ms, {"close": c}) for s, c in zip(frame["symbol"], frame["close"], strict=True)]
         assert writer.write(view, rows).written == 1000
 
-    out["fast writer (stream jobs)"] = timed(fast, reps, warmup=3)
-    return out
+    calls = {
+        f"push {name}": lambda store=store: store.push(
+            "px_push", _push_frame(1000, base + next(counter)), to=PushMode.ONLINE
+        )
+        for name, store in stores.items()
+    }
+    calls["fast writer (stream jobs)"] = fast
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for _round in range(max(1, reps // block)):
+        for name, call in calls.items():
+            call()
+            for _ in range(block):
+                t = time.perf_counter()
+                call()
+                samples[name].append(time.perf_counter() - t)
+    return {name: percentiles(lat) for name, lat in samples.items()}
 
 
 def handler_steps(store, reps: int) -> dict:  # noqa: ANN001 - a feast.FeatureStore
@@ -360,6 +371,16 @@ def main() -> int:
         from feast import FeatureStore
 
         plugin_local = FeatureStore(repo_path=str(repo.path), fs_yaml_file=local_yaml)
+        feast_registry_yaml = repo.path / "feature_store_feast_registry_store.yaml"
+        feast_registry_yaml.write_text(
+            repo.yaml.read_text().replace(
+                "  registry_store_type: finfeast.feast_plugins.registry.FinfeastFileRegistryStore\n",
+                "",
+            )
+        )
+        plugin_feast_registry = FeatureStore(
+            repo_path=str(repo.path), fs_yaml_file=feast_registry_yaml
+        )
         syms = list(repo.symbols)
         one = [{"symbol": "AAPL"}]
         hundred = [{"symbol": s} for s in syms[:100]]
@@ -420,10 +441,11 @@ def main() -> int:
         print(json.dumps(in_process, indent=1), flush=True)
         push_stores = {
             "stock": stores["stock"],
-            "plugin + FinfeastProvider": stores["plugin"],
+            "plugin + FinfeastProvider + FinfeastFileRegistryStore": stores["plugin"],
+            "plugin + FinfeastProvider, Feast's FileRegistryStore": plugin_feast_registry,
             "plugin, provider: local (Feast's ingest_df)": plugin_local,
         }
-        results["push"] = bench_push(push_stores, repo.project, 10 if args.quick else 40)
+        results["push"] = bench_push(push_stores, repo.project, 20 if args.quick else 40)
         assert stores["plugin"].provider.ingest_counts["feast"] == 0
         results["handler"] = handler_steps(stores["plugin"], reps)
         print(json.dumps(results["handler"], indent=1), flush=True)
@@ -462,6 +484,13 @@ def main() -> int:
             servers[f"{STOCK_DEFAULTS}"] = (stock_serve, "service", {})
         servers["stock feast serve, stock store (tuned)"] = ([*stock_serve, *tuned], "service", {})
         servers["stock feast serve, plugin store (tuned)"] = (plugin_serve, "service", {})
+        # Measurement only (not a configuration finfeast uses): with asserts and typeguard's
+        # runtime checks off, what Feast's per-request FeatureService.from_proto costs shows.
+        servers[f"stock feast serve, plugin store (tuned), {OPTIMIZED}"] = (
+            plugin_serve,
+            "service",
+            {"PYTHONOPTIMIZE": "1"},
+        )
         if not args.skip_stock:
             servers[f"{STOCK_DEFAULTS}, feature list"] = (stock_serve, "list", {})
         servers["stock feast serve, plugin store (tuned), feature list"] = (
