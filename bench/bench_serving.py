@@ -7,12 +7,20 @@ symbols, real Redis, own projects): one with `type: redis` (stock Feast), one wi
   sdk stock    `store.get_online_features(service, rows).to_dict()` on the stock repo
   sdk plugin   the same call on the plugin repo (`.to_dict()`; `+proto` also builds the proto,
                which is what `feast serve` serialises)
-  push         `store.push` of 1,000 rows (plugin and stock) vs the stream jobs' fast writer
-               (`stream_jobs.online_writer.RedisOnlineWriter`) writing the same rows
+  push         `store.push` of 1,000 rows vs the stream jobs' fast writer
+               (`stream_jobs.online_writer.RedisOnlineWriter`) writing the same rows: stock
+               Feast; the plugin with `provider: finfeast.feast_plugins.provider.FinfeastProvider`
+               (columnar `ingest_df`) and `registry_store_type: ...FinfeastFileRegistryStore`
+               (what the repo YAMLs configure); the same with Feast's file registry store; the
+               plugin with `provider: local` (Feast's own `ingest_df`, per-cell protos)
+  handler      the steps of stock `feast serve`'s `/get-online-features` handler, in process, on
+               the plugin repo (feature-service lookup, read, proto, dict, JSON)
   http         stock `feast serve` (defaults; and tuned: -w N --no-access-log --max-requests 0)
-               on the stock repo, the same tuned `feast serve` on the plugin repo, and
-               `finfeast serve` (plugin + metrics middleware): sequential over one keep-alive
-               connection, then --clients concurrent keep-alive clients for --seconds.
+               on the stock repo, the same tuned `feast serve` on the plugin repo, both also
+               with feature-list requests; `finfeast serve` (plugin + metrics middleware); and
+               the HTTP floor (bench/http_floor.py: feast serve's gunicorn/uvicorn/FastAPI stack
+               answering a constant body): sequential over one keep-alive connection, then
+               --clients concurrent keep-alive clients for --seconds.
 
 Usage: .venv/bin/python bench/bench_serving.py [--quick] [--seconds 60] [--skip-stock]
 Prints a Markdown block for bench/RESULTS.md. Machine noise is large: compare ratios in one run.
@@ -43,6 +51,10 @@ from finfeast.processes import stop_process_group  # noqa: E402
 PYTHON = sys.executable
 FEAST = str(Path(sys.executable).with_name("feast"))
 FINFEAST = str(Path(sys.executable).with_name("finfeast"))
+GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
+STOCK_DEFAULTS = "stock feast serve, stock store (defaults)"
+OPTIMIZED = "PYTHONOPTIMIZE=1 (measurement only)"
+HTTP_FLOOR = "HTTP floor (feast serve's gunicorn/uvicorn/FastAPI, constant body)"
 
 
 # ---- measurement helpers ---------------------------------------------------------------------
@@ -143,9 +155,17 @@ def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 90.0) -> No
     raise RuntimeError("server did not become healthy")
 
 
-def start_server(cmd: list[str], port: int, log: Path) -> subprocess.Popen:
+def start_server(
+    cmd: list[str], port: int, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen:
     out = open(log, "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, **(env or {})},
+    )
     wait_healthy(port, proc)
     return proc
 
@@ -228,8 +248,15 @@ def _push_frame(n: int, base_s: float):  # noqa: ANN202 - a DataFrame
     )
 
 
-def bench_push(stores: dict, project: str, reps: int) -> dict:
-    """store.push of 1,000 rows (each rep newer) vs the fast writer writing the same rows."""
+def bench_push(stores: dict, project: str, reps: int, block: int = 5) -> dict:
+    """store.push of 1,000 rows (each rep newer) vs the fast writer writing the same rows.
+
+    Each timed call builds its frame (as the fast writer's call builds its rows). Blocks of
+    `block` calls per writer alternate (A B C ... A B C ...), each block after one untimed call:
+    Feast keeps the objects it builds from the registry in process-wide single-entry caches, so
+    FeatureStores pushing one after the other would evict each other's entries (a process
+    normally holds one store), while alternating blocks still spread load changes over all.
+    """
     import redis
     from feast.data_source import PushMode
 
@@ -238,15 +265,6 @@ def bench_push(stores: dict, project: str, reps: int) -> dict:
 
     base = time.time()
     counter = iter(range(1, 10_000_000))
-    out = {}
-    for name, store in stores.items():
-        out[f"push {name}"] = timed(
-            lambda store=store: store.push(
-                "px_push", _push_frame(1000, base + next(counter)), to=PushMode.ONLINE
-            ),
-            reps,
-            warmup=3,
-        )
     writer = RedisOnlineWriter(redis.Redis(host="127.0.0.1", port=6379), project)
     view = ViewSpec("px_live", "symbol", (("close", "float64"),))
 
@@ -256,7 +274,58 @@ def bench_push(stores: dict, project: str, reps: int) -> dict:
         rows = [(s, ms, {"close": c}) for s, c in zip(frame["symbol"], frame["close"], strict=True)]
         assert writer.write(view, rows).written == 1000
 
-    out["fast writer (stream jobs)"] = timed(fast, reps, warmup=3)
+    calls = {
+        f"push {name}": lambda store=store: store.push(
+            "px_push", _push_frame(1000, base + next(counter)), to=PushMode.ONLINE
+        )
+        for name, store in stores.items()
+    }
+    calls["fast writer (stream jobs)"] = fast
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for _round in range(max(1, reps // block)):
+        for name, call in calls.items():
+            call()
+            for _ in range(block):
+                t = time.perf_counter()
+                call()
+                samples[name].append(time.perf_counter() - t)
+    return {name: percentiles(lat) for name, lat in samples.items()}
+
+
+def handler_steps(store, reps: int) -> dict:  # noqa: ANN001 - a feast.FeatureStore
+    """Stock `feast serve`'s `/get-online-features` steps, timed one by one in process.
+
+    The handler (feast/feature_server.py, Feast 0.67): `store.get_feature_service(name,
+    allow_cache=True)` (a feature-service request), `store.get_online_features_async(...)`,
+    `convert_response_to_dict(response.proto)`, `JSONResponse(...)`. One entity, the plugin repo.
+    """
+    import asyncio
+
+    from fastapi.responses import JSONResponse
+    from feast.feature_server_utils import convert_response_to_dict
+
+    loop = asyncio.new_event_loop()
+    service = store.get_feature_service(SERVICE, allow_cache=True)
+    entities = {"symbol": ["AAPL"]}
+
+    def read():  # noqa: ANN202
+        return loop.run_until_complete(
+            store.get_online_features_async(features=service, entity_rows=entities)
+        )
+
+    response = read()
+    proto = response.proto
+    as_dict = convert_response_to_dict(proto)
+    out = {
+        "get_feature_service (registry -> FeatureService.from_proto)": timed(
+            lambda: store.get_feature_service(SERVICE, allow_cache=True), reps
+        ),
+        "get_online_features_async (plugin)": timed(read, reps),
+        "response.proto (plugin's lazy proto)": timed(lambda: response._build_proto(), reps),
+        "convert_response_to_dict": timed(lambda: convert_response_to_dict(proto), reps),
+        "JSONResponse": timed(lambda: JSONResponse(content=as_dict).body, reps),
+    }
+    loop.close()
     return out
 
 
@@ -292,6 +361,26 @@ def main() -> int:
     try:
         stores = {label: r.store() for label, r in repos.items()}
         services = {label: st.get_feature_service(SERVICE) for label, st in stores.items()}
+        assert type(stores["plugin"].provider).__name__ == "FinfeastProvider"
+        local_yaml = repo.path / "feature_store_provider_local.yaml"
+        local_yaml.write_text(
+            repo.yaml.read_text().replace(
+                "provider: finfeast.feast_plugins.provider.FinfeastProvider", "provider: local"
+            )
+        )
+        from feast import FeatureStore
+
+        plugin_local = FeatureStore(repo_path=str(repo.path), fs_yaml_file=local_yaml)
+        feast_registry_yaml = repo.path / "feature_store_feast_registry_store.yaml"
+        feast_registry_yaml.write_text(
+            repo.yaml.read_text().replace(
+                "  registry_store_type: finfeast.feast_plugins.registry.FinfeastFileRegistryStore\n",
+                "",
+            )
+        )
+        plugin_feast_registry = FeatureStore(
+            repo_path=str(repo.path), fs_yaml_file=feast_registry_yaml
+        )
         syms = list(repo.symbols)
         one = [{"symbol": "AAPL"}]
         hundred = [{"symbol": s} for s in syms[:100]]
@@ -350,7 +439,16 @@ def main() -> int:
         }
         results["in_process"] = in_process
         print(json.dumps(in_process, indent=1), flush=True)
-        results["push"] = bench_push(stores, repo.project, 10 if args.quick else 40)
+        push_stores = {
+            "stock": stores["stock"],
+            "plugin + FinfeastProvider + FinfeastFileRegistryStore": stores["plugin"],
+            "plugin + FinfeastProvider, Feast's FileRegistryStore": plugin_feast_registry,
+            "plugin, provider: local (Feast's ingest_df)": plugin_local,
+        }
+        results["push"] = bench_push(push_stores, repo.project, 20 if args.quick else 40)
+        assert stores["plugin"].provider.ingest_counts["feast"] == 0
+        results["handler"] = handler_steps(stores["plugin"], reps)
+        print(json.dumps(results["handler"], indent=1), flush=True)
         print(json.dumps(results["push"], indent=1), flush=True)
 
         body_1 = json.dumps({"feature_service": SERVICE, "entities": {"symbol": ["AAPL"]}}).encode()
@@ -362,51 +460,90 @@ def main() -> int:
             json.dumps({"feature_service": SERVICE, "entities": {"symbol": [s]}}).encode()
             for s in syms
         ]
+        refs = [f"{v}:{f}" for v, feats in VIEWS.items() for f in feats]
+        list_bodies = {
+            "1": json.dumps({"features": refs, "entities": {"symbol": ["AAPL"]}}).encode(),
+            "100": json.dumps({"features": refs, "entities": {"symbol": syms[:100]}}).encode(),
+            "load": [
+                json.dumps({"features": refs, "entities": {"symbol": [s]}}).encode() for s in syms
+            ],
+        }
+        fs_bodies = {"1": body_1, "100": body_100, "load": bodies}
+        from feast.feature_server_utils import convert_response_to_dict
+
+        floor_body = convert_response_to_dict(
+            stores["plugin"].get_online_features(services["plugin"], one).proto
+        )
         tuned = ["-w", str(args.workers), "--no-access-log", "--max-requests", "0"]
         tuned += ["--keep-alive-timeout", "30"]
-        servers: dict[str, list[str]] = {}
+        stock_serve = [FEAST, "-f", str(repos["stock"].yaml), "serve"]
+        plugin_serve = [FEAST, "-f", str(repo.yaml), "serve", *tuned]
+        # name -> (command without its port, request kind, extra environment)
+        servers: dict[str, tuple[list[str], str, dict[str, str]]] = {}
         if not args.skip_stock:
-            servers["stock feast serve, stock store (defaults)"] = [
-                FEAST,
-                "-f",
-                str(repos["stock"].yaml),
+            servers[f"{STOCK_DEFAULTS}"] = (stock_serve, "service", {})
+        servers["stock feast serve, stock store (tuned)"] = ([*stock_serve, *tuned], "service", {})
+        servers["stock feast serve, plugin store (tuned)"] = (plugin_serve, "service", {})
+        # Measurement only (not a configuration finfeast uses): with asserts and typeguard's
+        # runtime checks off, what Feast's per-request FeatureService.from_proto costs shows.
+        servers[f"stock feast serve, plugin store (tuned), {OPTIMIZED}"] = (
+            plugin_serve,
+            "service",
+            {"PYTHONOPTIMIZE": "1"},
+        )
+        if not args.skip_stock:
+            servers[f"{STOCK_DEFAULTS}, feature list"] = (stock_serve, "list", {})
+        servers["stock feast serve, plugin store (tuned), feature list"] = (
+            plugin_serve,
+            "list",
+            {},
+        )
+        servers["finfeast serve (plugin + middleware)"] = (
+            [
+                FINFEAST,
                 "serve",
-            ]
-        servers["stock feast serve, stock store (tuned)"] = [
-            FEAST,
-            "-f",
-            str(repos["stock"].yaml),
-            "serve",
-            *tuned,
-        ]
-        servers["stock feast serve, plugin store (tuned)"] = [
-            FEAST,
-            "-f",
-            str(repo.yaml),
-            "serve",
-            *tuned,
-        ]
-        servers["finfeast serve (plugin + middleware)"] = [
-            FINFEAST,
-            "serve",
-            "--feature-store-yaml",
-            str(repo.yaml),
-            "--workers",
-            str(args.workers),
-            "--no-serving-logs",
-        ]
+                "--feature-store-yaml",
+                str(repo.yaml),
+                "--workers",
+                str(args.workers),
+                "--no-serving-logs",
+            ],
+            "service",
+            {},
+        )
+        servers[HTTP_FLOOR] = (
+            [
+                GUNICORN,
+                "-k",
+                "uvicorn_worker.UvicornWorker",
+                "-w",
+                str(args.workers),
+                "--keep-alive",
+                "30",
+                "--chdir",
+                str(REPO_ROOT),
+                "bench.http_floor:app",
+            ],
+            "service",
+            {"FINFEAST_FLOOR_BODY": json.dumps(floor_body)},
+        )
         http: dict[str, object] = {}
-        for name, cmd in servers.items():
+        for name, (cmd, kind, env) in servers.items():
             port = free_port()
-            proc = start_server([*cmd, "--port", str(port)], port, root / f"server_{port}.log")
+            if cmd[0] == GUNICORN:
+                full = [*cmd, "--bind", f"127.0.0.1:{port}"]
+            else:
+                full = [*cmd, "--port", str(port)]
+            kind_bodies = list_bodies if kind == "list" else fs_bodies
+            proc = start_server(full, port, root / f"server_{port}.log", env)
             procs.append(proc)
             try:
-                seq = http_sequential(port, body_1, body_100, reps)
-                load = load_test(port, bodies, args.clients, seconds)
+                seq = http_sequential(port, kind_bodies["1"], kind_bodies["100"], reps)
+                load = load_test(port, kind_bodies["load"], args.clients, seconds)
             finally:
                 stop_server(proc)
                 procs.remove(proc)
-            http[name] = {"sequential": seq, "load": load}
+            http[name] = {"sequential": seq, "load": load, "kind": kind}
             print(name, json.dumps(http[name]), flush=True)
         results["http"] = http
     finally:
@@ -448,17 +585,28 @@ def render_markdown(results: dict, args: argparse.Namespace, n_symbols: int) -> 
         lines.append(
             f"| {name} | {r['p50_ms']:.1f} / {r['p99_ms']:.1f} | {r['p50_ms'] / fast:.2f}x |"
         )
+    lines += [
+        "",
+        "| `feast serve` handler step (in process, 1 entity) | p50 / p99 ms |",
+        "|---|---|",
+    ]
+    for name, r in results["handler"].items():
+        lines.append(f"| {name} | {r['p50_ms']:.3f} / {r['p99_ms']:.3f} |")
     http = results["http"]
-    base = http.get("stock feast serve, stock store (defaults)") or next(iter(http.values()))
+    bases = {
+        "service": http.get(STOCK_DEFAULTS) or next(iter(http.values())),
+        "list": http.get(f"{STOCK_DEFAULTS}, feature list") or next(iter(http.values())),
+    }
     lines += [
         "",
         "| HTTP server | seq 1 entity p50 / p99 ms | seq 100 entities p50 / p99 ms | "
-        f"{args.clients} clients req/s | vs stock defaults | p50 / p99 ms under load | "
+        f"{args.clients} clients req/s | vs stock defaults (same request kind) | p50 / p99 ms under load | "
         "1-entity p99 under load vs floor p99 | errors |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in http.items():
         s, ld = r["sequential"], r["load"]
+        base = bases[r["kind"]]
         drops = f" ({s['reconnects']} dropped connections)" if s["reconnects"] else ""
         lines.append(
             f"| {name}{drops} | {s['1']['p50_ms']:.2f} / {s['1']['p99_ms']:.2f} | "

@@ -102,11 +102,19 @@ class PriceRepo:
 def _yaml(
     project: str, path: Path, online: str, offline: str, redis_conn: str, pg: dict[str, str]
 ) -> str:
+    # finfeast's provider (columnar push) and registry store go with finfeast's online stores,
+    # as in the repo YAMLs
+    provider = "finfeast.feast_plugins.provider.FinfeastProvider"
     lines = [
         f"project: {project}",
-        "provider: local",
+        f"provider: {provider if online.startswith('finfeast') else 'local'}",
         "registry:",
         "  registry_type: file",
+        *(
+            ["  registry_store_type: finfeast.feast_plugins.registry.FinfeastFileRegistryStore"]
+            if online.startswith("finfeast")
+            else []
+        ),
         f"  path: {path / 'registry.db'}",
         "  cache_ttl_seconds: 60",
         "online_store:",

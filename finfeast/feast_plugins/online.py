@@ -50,6 +50,7 @@ from feast.infra.online_stores.sqlite import SqliteOnlineStore, SqliteOnlineStor
 from feast.online_response import OnlineResponse
 
 from finfeast.feast_plugins import encoding as enc
+from finfeast.feast_plugins.frames import ColumnRows
 
 PRESENT, NOT_FOUND, OUTSIDE_MAX_AGE = 1, 3, 4
 _DUMMY_ID = "__dummy_id"
@@ -356,6 +357,22 @@ def _entity_column(entity_rows: Any, plan: ReadPlan) -> list[Any] | None:
 
 
 # ---- the response ---------------------------------------------------------------------------
+def _field(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited protobuf field: tag, varint length, payload."""
+    return tag + enc.varint(len(payload)) + payload
+
+
+class _ValuePrefixes(dict):
+    """`values` element prefix (field 1, length-delimited) per cell length, built once each."""
+
+    def __missing__(self, length: int) -> bytes:
+        prefix = self[length] = b"\n" + enc.varint(length)
+        return prefix
+
+
+_VALUE = _ValuePrefixes()
+
+
 class ColumnarOnlineResponse(OnlineResponse):
     """An `OnlineResponse` kept as columns of raw `ValueProto` bytes.
 
@@ -393,46 +410,44 @@ class ColumnarOnlineResponse(OnlineResponse):
         self._proto = value
 
     def _build_proto(self) -> Any:
-        from feast.protos.feast.serving.ServingService_pb2 import GetOnlineFeaturesResponse
-        from feast.protos.feast.types.Value_pb2 import Value
-        from feast.type_map import python_values_to_proto_values
-        from feast.value_type import ValueType
-        from google.protobuf.timestamp_pb2 import Timestamp
+        """Feast's `GetOnlineFeaturesResponse`, parsed from wire bytes assembled here.
 
-        out = GetOnlineFeaturesResponse()
-        out.metadata.feature_names.val.extend([self._join_key, *self._names])
+        Why bytes: the cells already are serialized `ValueProto`s, so the message is their
+        concatenation with length prefixes (protobuf wire format); one C-level parse replaces
+        a Python object per cell. The result is the message Feast builds (same fields and
+        values: tests/plugins compare it cell by cell with Feast's own stores).
+        """
+        from feast.protos.feast.serving.ServingService_pb2 import GetOnlineFeaturesResponse
+
         n = len(self._entities)
-        kind = (
-            ValueType.INT64
-            if self._entities and type(self._entities[0]) is int
-            else (ValueType.STRING)
+        encode = enc.DTYPES["int64" if n and type(self._entities[0]) is int else "string"].encode
+        names = b"".join(_field(b"\n", name.encode()) for name in [self._join_key, *self._names])
+        parts = [_field(b"\n", _field(b"\n", names))]  # metadata { feature_names { val } }
+        zero_stamps = b"\x1a\x00" * n
+        entity_vector = (
+            b"".join([_field(b"\n", encode(e)) for e in self._entities])
+            + _field(b"\x12", bytes([PRESENT]) * n)
+            + zero_stamps
         )
-        zero = Timestamp()
-        out.results.append(
-            GetOnlineFeaturesResponse.FeatureVector(
-                values=python_values_to_proto_values(self._entities, kind),
-                statuses=[PRESENT] * n,
-                event_timestamps=[zero] * n,
-            )
-        )
-        ts_cache: dict[int | None, Timestamp] = {None: zero}
+        parts.append(_field(b"\x12", entity_vector))
+        done: dict[int, bytes] = {}  # statuses / stamps columns are shared by a view's features
         for raw_col, status_col, stamp_col in zip(
             self._raw, self._statuses, self._stamps, strict=True
         ):
-            stamps = []
-            for ns in stamp_col:
-                ts = ts_cache.get(ns)
-                if ts is None:
-                    ts = ts_cache[ns] = Timestamp(seconds=ns // _NS, nanos=ns % _NS)
-                stamps.append(ts)
-            out.results.append(
-                GetOnlineFeaturesResponse.FeatureVector(
-                    values=[Value.FromString(r) if r else Value() for r in raw_col],
-                    statuses=status_col,
-                    event_timestamps=stamps,
+            statuses = done.get(id(status_col))
+            if statuses is None:
+                statuses = done[id(status_col)] = _field(b"\x12", bytes(status_col))
+            stamps = done.get(id(stamp_col))
+            if stamps is None:
+                stamps = done[id(stamp_col)] = b"".join(
+                    [
+                        b"\x1a\x00" if ns is None else _field(b"\x1a", enc.timestamp_bytes(ns))
+                        for ns in stamp_col
+                    ]
                 )
-            )
-        return out
+            values = b"".join([_VALUE[len(r)] + r if r else b"\n\x00" for r in raw_col])
+            parts.append(_field(b"\x12", values + statuses + stamps))
+        return GetOnlineFeaturesResponse.FromString(b"".join(parts))
 
     def to_dict(self, include_event_timestamps: bool = False) -> dict[str, Any]:
         if include_event_timestamps:
@@ -663,6 +678,47 @@ def _encode_proto_rows(
     return out
 
 
+class _ColumnarWrites:
+    """`write_columns`: rows handed over as columns by `FinfeastProvider.ingest_df`.
+
+    The same layout write as `online_write_batch` (newer event time wins, key TTL, versioned
+    names), minus Feast's per-cell protobuf objects. Returns False when this store cannot take
+    them (Redis cluster/sentinel, another entity-key serialization): the provider then runs
+    Feast's own `ingest_df`, which calls `online_write_batch`.
+    """
+
+    def _columnar_ok(self, config: Any) -> bool:
+        return config.entity_key_serialization_version == 3
+
+    def _field_key(self, name: str, feature: str) -> Any:
+        raise NotImplementedError
+
+    def layout(self, config: Any) -> Any:
+        raise NotImplementedError
+
+    def write_columns(self, config: Any, table: Any, rows: ColumnRows) -> bool:
+        """Write `rows` of feature view `table`; False = not taken (use Feast's path)."""
+        if not self._columnar_ok(config) or not rows.features:
+            return False
+        name = enc.view_table_name(table, config.registry.enable_online_feature_view_versioning)
+        layout = self.layout(config)
+        keys = layout._keys.get(rows.join_key, rows.entities)
+        fields = [self._field_key(name, f) for f in rows.features]
+        entries: list[Encoded] = [
+            (key, ns, list(zip(fields, cells, strict=True)))
+            for key, ns, cells in zip(
+                keys, rows.event_ns, zip(*rows.values, strict=True), strict=True
+            )
+        ]
+        self._write_entries(layout, name, entries, rows.created_ns)
+        return True
+
+    def _write_entries(
+        self, layout: Any, name: str, entries: list[Encoded], created_ns: int | None
+    ) -> None:
+        layout.write(name, entries)
+
+
 class _LeanReads:
     """`get_online_features` of both plugins: the lean plan when it covers the request, else
     Feast's own implementation (which reads through the plugin's `online_read`)."""
@@ -708,7 +764,7 @@ class _LeanReads:
         )
 
 
-class FinfeastRedisOnlineStore(_LeanReads, RedisOnlineStore):
+class FinfeastRedisOnlineStore(_ColumnarWrites, _LeanReads, RedisOnlineStore):
     """Feast's Redis online store with finfeast's lean reads and atomic newer-wins writes."""
 
     def __init__(self) -> None:
@@ -718,6 +774,12 @@ class FinfeastRedisOnlineStore(_LeanReads, RedisOnlineStore):
 
     def _lean_ok(self, config: Any) -> bool:
         return self._fast(config)
+
+    def _columnar_ok(self, config: Any) -> bool:
+        return self._fast(config) and config.entity_key_serialization_version == 3
+
+    def _field_key(self, name: str, feature: str) -> bytes:
+        return enc.feature_field(name, feature)
 
     def _fast(self, config: Any) -> bool:
         online = config.online_store
@@ -945,7 +1007,7 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-class FinfeastSqliteOnlineStore(_LeanReads, SqliteOnlineStore):
+class FinfeastSqliteOnlineStore(_ColumnarWrites, _LeanReads, SqliteOnlineStore):
     """Feast's SQLite online store with finfeast's lean reads and format-stable, guarded writes."""
 
     def __init__(self) -> None:
@@ -957,6 +1019,14 @@ class FinfeastSqliteOnlineStore(_LeanReads, SqliteOnlineStore):
         if self._layout is None:
             self._layout = SqliteLayout.connect(config)
         return self._layout
+
+    def _field_key(self, name: str, feature: str) -> str:
+        return feature
+
+    def _write_entries(
+        self, layout: Any, name: str, entries: list[Encoded], created_ns: int | None
+    ) -> None:
+        layout.write(name, entries, created_ns)
 
     def update(
         self,

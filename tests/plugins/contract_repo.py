@@ -20,18 +20,34 @@ KINDS = {
     "finfeast_redis": PLUGIN + "FinfeastRedisOnlineStore",
     "finfeast_sqlite": PLUGIN + "FinfeastSqliteOnlineStore",
 }
+# finfeast's provider (columnar push) with the plugins, as the repo YAMLs configure it
+FINFEAST_PROVIDER = "finfeast.feast_plugins.provider.FinfeastProvider"
+FINFEAST_REGISTRY_STORE = "finfeast.feast_plugins.registry.FinfeastFileRegistryStore"
 ALL_VIEW, TTL_VIEW = "c_all", "c_ttl"
 ALL_FEATURES = ["close", "volume", "up_day", "name"]  # float64, int64, bool, string
 TTL_HOURS = 1
 
 
-def yaml_text(root: Path, project: str, kind: str, versioning: bool, key_ttl: int | None) -> str:
+def yaml_text(
+    root: Path,
+    project: str,
+    kind: str,
+    versioning: bool,
+    key_ttl: int | None,
+    provider: str | None = None,
+) -> str:
+    """The repo YAML: the plugins get finfeast's provider and registry store (as the repo
+    YAMLs configure them), Feast's stores `provider: local` and Feast's file registry store."""
     online_type = KINDS[kind]
+    finfeast = kind.startswith("finfeast")
+    if provider is None:
+        provider = FINFEAST_PROVIDER if finfeast else "local"
     lines = [
         f"project: {project}",
-        "provider: local",
+        f"provider: {provider}",
         "registry:",
         "  registry_type: file",
+        *([f"  registry_store_type: {FINFEAST_REGISTRY_STORE}"] if finfeast else []),
         f"  path: {root / 'registry.db'}",
         "  cache_ttl_seconds: 60",
     ]
@@ -91,6 +107,8 @@ def build(
     kind: str,
     versioning: bool = False,
     key_ttl: int | None = None,
+    provider: str | None = None,
+    extra: list | None = None,
 ):  # noqa: ANN201 - a feast.FeatureStore
     """Write the yaml, an (empty-schema) batch source, apply; returns the FeatureStore."""
     from feast import FeatureStore
@@ -108,10 +126,12 @@ def build(
         }
     )
     frame.to_parquet(root / "c_src.parquet", index=False)
-    (root / "feature_store.yaml").write_text(yaml_text(root, project, kind, versioning, key_ttl))
+    (root / "feature_store.yaml").write_text(
+        yaml_text(root, project, kind, versioning, key_ttl, provider)
+    )
     store = FeatureStore(repo_path=str(root), fs_yaml_file=root / "feature_store.yaml")
     with contextlib.redirect_stdout(io.StringIO()):
-        store.apply(definitions(root))
+        store.apply(definitions(root) + list(extra or []))
     return store
 
 
@@ -121,7 +141,7 @@ def stock_twin(root: Path, project: str, kind: str):  # noqa: ANN201
 
     stock = "feast_redis" if "redis" in kind else "feast_sqlite"
     path = root / "feature_store_stock.yaml"
-    path.write_text(yaml_text(root, project, stock, False, None))
+    path.write_text(yaml_text(root, project, stock, False, None, "local"))
     return FeatureStore(repo_path=str(root), fs_yaml_file=path)
 
 

@@ -148,6 +148,16 @@ def _assert_dicts(a: dict, b: dict, skip: set[int] = frozenset()) -> None:  # ty
 
 
 @pytest.mark.parametrize("plugin", ["finfeast_redis", "finfeast_sqlite"])
+def test_plugin_repos_pushed_through_the_columnar_provider(stores, plugin) -> None:  # noqa: ANN001
+    """Every case below reads rows `FinfeastProvider.ingest_df` wrote (not Feast's ingest_df)."""
+    store = stores["stores"][plugin][0]
+    assert type(store.provider).__name__ == "FinfeastProvider"
+    assert store.provider.ingest_counts == {"columnar": len(stores["writes"]), "feast": 0}
+    for kind in ("feast_redis", "feast_sqlite"):
+        assert type(stores["stores"][kind][0].provider).__name__ == "PassthroughProvider"
+
+
+@pytest.mark.parametrize("plugin", ["finfeast_redis", "finfeast_sqlite"])
 def test_values_every_dtype_nulls_nan_unknown_match_feast_redis(stores, plugin) -> None:  # noqa: ANN001
     s = stores["stores"]
     got = _read(s[plugin][0])
@@ -259,6 +269,7 @@ def test_key_ttl_seconds_expiry(tmp_path, bars) -> None:  # noqa: ANN001
         stores[kind] = (cr.build(tmp_path / kind, project, kind, key_ttl=2), project)
         _push(stores[kind][0], writes)
     try:
+        assert stores["finfeast_redis"][0].provider.ingest_counts == {"columnar": 1, "feast": 0}
         for kind, (_store, project) in stores.items():
             key = enc.redis_key(enc.entity_key_bytes(["symbol"], ["AAPL"]), project)
             assert 0 < client.ttl(key) <= 2, kind
@@ -289,6 +300,8 @@ def test_feature_view_versioning(tmp_path, bars, kind) -> None:  # noqa: ANN001
     try:
         frame = _writes(bars, pd.Timestamp.now(tz="UTC"))[0][1].assign(open=1.25)
         _push(store, [("p_all", frame)])
+        if kind.startswith("finfeast"):  # written by the provider's columnar path
+            assert store.provider.ingest_counts == {"columnar": 1, "feast": 0}
         got = _read(store, [f"{cr.ALL_VIEW}:close", f"{cr.ALL_VIEW}:open"], ["AAPL"], False)
         d = got.to_dict()
         assert d["open"] == [1.25] and d["close"] == [frame.iloc[0]["close"]]

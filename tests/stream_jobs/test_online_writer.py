@@ -103,7 +103,15 @@ def test_redis_bytes_equal_stock_store_push(stream_prod, market_rows) -> None:
     frame = pd.DataFrame([row])
     for name, dtype in view.features:
         frame[name] = frame[name].astype("float64" if dtype == "float64" else "int64")
-    store.push("stream_market_push", frame, to=PushMode.ONLINE)
+    # Feast's own push conversion (provider: local), not finfeast's columnar provider: the
+    # oracle for the fast writer's bytes is Feast's table-to-proto path
+    from feast import FeatureStore
+
+    stock_push = FeatureStore(
+        repo_path=str(store.repo_path), config=store.config.model_copy(update={"provider": "local"})
+    )
+    assert type(stock_push.provider).__name__ == "PassthroughProvider"
+    stock_push.push("stream_market_push", frame, to=PushMode.ONLINE)
     RedisOnlineWriter(client, stream_prod.project).write(view, [("FAST", ms, values)])
     pushed = client.hgetall(key("PUSHED"))
     fast = client.hgetall(key("FAST"))
