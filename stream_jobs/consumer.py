@@ -17,8 +17,9 @@ checkpoint's offsets are exactly the state's; lost partitions' pending offsets a
 
 Test hooks (`FINFEAST_FAULT`, read once when the loop is built):
 `kill_after_online_write:N` SIGKILLs the process right after the N-th batch's online write, before
-that batch reaches the offline log and before its offsets are committed (earlier batches may still
-be queued in the log writer); `kill_before_log_write:N` SIGKILLs it on the log writer thread just
+that batch reaches the offline log writer and before its offsets are committed (the hook first
+drains the writer, so batches 1..N-1 are logged and their commits sent, as they were when the log
+was written inline); `kill_before_log_write:N` SIGKILLs it on the log writer thread just
 before its N-th append, with every batch it holds written online and none committed. The fault
 tests use them to prove that the redelivery is idempotent.
 
@@ -615,6 +616,7 @@ class StreamLoop:
         if self._kill_after is not None and failed:
             self._online_batches += 1
             if self._online_batches >= self._kill_after:  # test hook: see the module docstring
+                self._drain()  # batches before this one logged and committed, as it documents
                 _sigkill(self.processor.name, f"after online write {self._online_batches}")
         done_ms = time.time() * 1000
         if self.latency_observer is not None:
