@@ -239,6 +239,8 @@ class StreamLoop:
         self.assignments: list[tuple[str, list[tuple[str, int]]]] = []
         # Optional callback(kafka timestamps ms, online-write-done ms) per batch (benchmarks).
         self.latency_observer: Callable[[list[int], float], None] | None = None
+        # Optional callback(kafka timestamps ms, log-durable-and-committed ms) per batch (benchmarks).
+        self.log_observer: Callable[[list[int], float], None] | None = None
         fault = fault_from_env()  # test hooks, read once
         self._kill_after = fault[1] if fault and fault[0] == "kill_after_online_write" else None
         self._kill_before_log = fault[1] if fault and fault[0] == "kill_before_log_write" else None
@@ -698,6 +700,8 @@ class StreamLoop:
                     letters = True
             for key, off in pending.offsets.items():
                 offsets[key] = max(offsets.get(key, 0), off)
+            if self.log_observer is not None:
+                self.log_observer([e.kafka_ts_ms for e in pending.events], time.time() * 1000)
         self.summary.log_writes = self._log.writes
         if letters:
             assert self._dead is not None

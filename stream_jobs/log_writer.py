@@ -37,7 +37,11 @@ from stream_jobs.views import ViewSpec
 
 @dataclass
 class LogPart:
-    """One batch's rows for one log table; `frame` builds them (on the writer thread)."""
+    """One batch's rows for one log table; `frame` builds them (on the writer thread, later).
+
+    So `frame` must read only data the processor never changes afterwards: the processors return
+    fresh objects per batch (`ViewRows` over a new DataFrame / new per-row dicts).
+    """
 
     table: str
     view: ViewSpec
