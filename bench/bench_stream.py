@@ -180,6 +180,7 @@ def job_rate(
         "batches": loop.summary.batches,
         "mean_batch_s": el / max(loop.summary.batches - 1, 1),
         "log_writes": loop.summary.log_writes,
+        "log_direct": loop.summary.log_writes_direct,
     }
 
 
@@ -537,6 +538,9 @@ def main() -> None:
             rate, info = job_rate(settings, broker.bootstrap, len(msgs), river=False)
             results["job: Kafka -> decode -> catalog -> Redis, no River (events/s)"] = rate
             results["job no River: offline log appends (coalesced batches)"] = info["log_writes"]
+            results["job no River: of which straight from the processor frames"] = info[
+                "log_direct"
+            ]
             results["job no River: batches"] = info["batches"]
             rate, _ = job_rate(settings, broker.bootstrap, len(msgs), river=True, offline=False)
             results["job: with River, offline log OFF (attribution only) (events/s)"] = rate
@@ -544,6 +548,9 @@ def main() -> None:
             results["job: Kafka -> decode -> catalog + River -> Redis (events/s)"] = rate
             results["job with River: mean batch of 1,000 (s)"] = info["mean_batch_s"]
             results["job with River: offline log appends (coalesced batches)"] = info["log_writes"]
+            results["job with River: of which straight from the processor frames"] = info[
+                "log_direct"
+            ]
             results["job with River: batches"] = info["batches"]
             results.update(
                 {f"log append: {k}": v for k, v in log_append_paths(settings, msgs).items()}

@@ -148,6 +148,7 @@ class LoopSummary:
     replayed: int = 0
     bootstrapped_bars: int = 0
     log_writes: int = 0  # offline log appends (one per table per coalesced group of batches)
+    log_writes_direct: int = 0  # of which binary COPYs straight from the processor's frames
 
     @property
     def status(self) -> str:
@@ -639,6 +640,7 @@ class StreamLoop:
                             out.view,
                             batch.frame,
                             frozenset(failed.get(out.view.name) or ()),
+                            getattr(batch, "source", None),
                         )
                     )
         return parts
@@ -658,6 +660,7 @@ class StreamLoop:
         self._log = LogWriter(
             self._append_log,
             self._with_retry,
+            append_sources=getattr(self.offline, "append_sources", None),
             max_pending=self.config.log_max_pending,
             name=f"{self.processor.name}-offline-log",
             before_write=before_write if self._kill_before_log is not None else None,
@@ -703,6 +706,7 @@ class StreamLoop:
             if self.log_observer is not None:
                 self.log_observer([e.kafka_ts_ms for e in pending.events], time.time() * 1000)
         self.summary.log_writes = self._log.writes
+        self.summary.log_writes_direct = self._log.direct
         if letters:
             assert self._dead is not None
             self._with_retry("dead-letter flush", self._dead.flush)
@@ -866,6 +870,7 @@ class StreamLoop:
                         self._stop = True  # ends the writer's retries
                     self._log.close()
                     self.summary.log_writes = self._log.writes
+                    self.summary.log_writes_direct = self._log.direct
                     self._log = None
                 self._pending = []
                 self._consumer.close()

@@ -47,6 +47,7 @@ class LogPart:
     view: ViewSpec
     frame: Callable[[], pd.DataFrame]
     exclude: frozenset[str] = frozenset()  # entities not written online: left out of the log
+    source: pd.DataFrame | None = None  # the processor's frame, if any (`ViewRows.source`)
 
 
 @dataclass
@@ -64,15 +65,18 @@ class LogWriter:
         self,
         append: Callable[[str, ViewSpec, pd.DataFrame], Any],
         retry_call: Callable[..., Any],
+        append_sources: Callable[[str, ViewSpec, list[pd.DataFrame]], Any] | None = None,
         max_pending: int = 8,
         name: str = "offline-log",
         before_write: Callable[[int], None] | None = None,
     ) -> None:
         self.append = append
         self.retry_call = retry_call
+        self.append_sources = append_sources  # fast path; None result = use the frames
         self.max_pending = max(1, max_pending)
         self.before_write = before_write  # test hook: called with the write number (1, 2, ...)
         self.writes = 0  # appends done (one per table per coalesced group)
+        self.direct = 0  # of which straight from the processors' frames (`append_sources`)
         self.batches = 0  # batches written
         self._cond = threading.Condition()
         self._queue: deque[tuple[int, list[LogPart]]] = deque()
@@ -164,22 +168,55 @@ class LogWriter:
 
     def _write(self, group: list[tuple[int, list[LogPart]]]) -> dict[str, str]:
         """Append a group's rows, one write per table; the entities the log refused."""
-        tables: dict[str, tuple[ViewSpec, list[pd.DataFrame]]] = {}
+        tables: dict[str, tuple[ViewSpec, list[LogPart]]] = {}
         for _seq, parts in group:
+            for part in parts:
+                tables.setdefault(part.table, (part.view, []))[1].append(part)
+        bad: dict[str, str] = {}
+        for table, (view, parts) in tables.items():
+            self.writes += 1
+            if self.before_write is not None:
+                self.before_write(self.writes)
+            if self._append_fast(table, view, parts):
+                continue
+            frames = []
             for part in parts:
                 frame = part.frame()
                 if part.exclude:
                     frame = frame[~frame[part.view.join_key].isin(part.exclude)]
                 if len(frame):
-                    tables.setdefault(part.table, (part.view, []))[1].append(frame)
-        bad: dict[str, str] = {}
-        for table, (view, frames) in tables.items():
-            df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-            self.writes += 1
-            if self.before_write is not None:
-                self.before_write(self.writes)
-            bad.update(self._isolating_append(table, view, df))
+                    frames.append(frame)
+            if frames:
+                df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+                bad.update(self._isolating_append(table, view, df))
         return bad
+
+    def _append_fast(self, table: str, view: ViewSpec, parts: list[LogPart]) -> bool:
+        """The processors' frames in one append, if every part has one and the log takes them
+        (True); any failure other than a dead service falls back to the frames (isolation)."""
+        if self.append_sources is None or any(p.source is None for p in parts):
+            return False
+        sources = []
+        for part in parts:
+            src = part.source
+            if part.exclude:
+                src = src[~src[view.join_key].isin(part.exclude)]
+            if len(src):
+                sources.append(src)
+        if not sources:
+            return True
+        try:
+            done = self.retry_call(
+                f"offline log {table}", self.append_sources, table, view, sources
+            )
+        except Exception as exc:  # noqa: BLE001 - classified below
+            if retry.classify(exc) != retry.OTHER:
+                raise
+            return False
+        if done is None:
+            return False
+        self.direct += 1
+        return True
 
     def _isolating_append(self, table: str, view: ViewSpec, df: pd.DataFrame) -> dict[str, str]:
         what = f"offline log {table}"

@@ -140,6 +140,23 @@ class OfflineLog:
         tmp.replace(path)
         return path
 
+    def append_sources(
+        self, table: str, view: ViewSpec, sources: list[pd.DataFrame]
+    ) -> WriteResult | None:
+        """Prod: one binary COPY straight from processor frames (`pg_copy.encode_sources`);
+        None when that path does not apply (local profile, a table not yet known on this
+        connection, a frame that does not fit): the caller appends the log frames instead."""
+        if self.settings.profile != "prod" or table not in self._ready:
+            return None
+        if self._conn is None or self._conn.closed:
+            return None
+        created_us = time.time_ns() // 1000
+        payload = pg_copy.encode_sources(sources, view.join_key, list(view.features), created_us)
+        if payload is None or not pg_copy.matches(payload.types, self._types[table]):
+            return None
+        rows = sum(len(s) for s in sources)
+        return self._copy_pg(table, payload, rows)
+
     def _append_pg(self, table: str, view: ViewSpec, df: pd.DataFrame) -> WriteResult:
         """One binary COPY (`stream_jobs.pg_copy`; CSV COPY if a column cannot go binary) into a
         table without a primary key (plain append; reads dedupe), on a connection kept open
@@ -156,24 +173,47 @@ class OfflineLog:
             if table not in self._ready:
                 tables._create(conn, table, df, None)  # noqa: SLF001
                 self._types[table] = tables._columns(conn, table)  # noqa: SLF001
+                conn.commit()
                 self._ready.add(table)
-            payload = pg_copy.encode(df, view.join_key)
-            if payload is not None and pg_copy.matches(payload.types, self._types[table]):
+        except psycopg.Error:
+            self._reset()  # the retry policy calls again: reconnect then
+            raise
+        payload = pg_copy.encode(df, view.join_key)
+        if payload is not None and pg_copy.matches(payload.types, self._types[table]):
+            result = self._copy_pg(table, payload, len(df))
+        else:  # a column type the binary encoder does not write (or an older table's type)
+            result = self._copy_pg(table, None, len(df), df)
+        if result is None:  # a log created before the append-only layout has a primary key
+            return self.tables.upsert(table, df, key=[view.join_key, "event_timestamp"])
+        return result
+
+    def _copy_pg(
+        self,
+        table: str,
+        payload: pg_copy.Payload | None,
+        rows: int,
+        df: pd.DataFrame | None = None,
+    ) -> WriteResult | None:
+        """COPY a binary payload (or `df` as CSV) and commit; None on a primary-key conflict."""
+        import psycopg
+
+        conn = self._conn
+        try:
+            if payload is not None:
                 with conn.cursor() as cur:
                     cols = ", ".join(f'"{c}"' for c in payload.columns)
                     with cur.copy(f'COPY "{table}" ({cols}) FROM STDIN WITH (FORMAT binary)') as cp:
                         cp.write(payload.data)
-            else:  # a column type the binary encoder does not write (or an older table's type)
-                tables._copy(conn, table, df)  # noqa: SLF001
+            else:
+                self.tables._copy(conn, table, df)  # noqa: SLF001
             conn.commit()
         except psycopg.errors.UniqueViolation:
             self._reset()
-            # A log created before the append-only layout has a primary key: keep it working.
-            return self.tables.upsert(table, df, key=[view.join_key, "event_timestamp"])
+            return None
         except psycopg.Error:
             self._reset()  # the retry policy calls again: reconnect then
             raise
-        return WriteResult(table, len(df), 0, -1)
+        return WriteResult(table, rows, 0, -1)
 
     def _reset(self) -> None:
         if self._conn is not None:

@@ -36,8 +36,8 @@ def log_prod(settings_factory):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture(scope="module")
-def real_rows(log_prod) -> list[pd.DataFrame]:  # noqa: ANN001
-    """Three 1,000-row log frames of the market processor over real bars (+ derived columns)."""
+def real_output(log_prod) -> list:  # noqa: ANN001
+    """The market processor's `ViewRows` of three 1,000-row batches of real bars."""
     from stream_jobs.consumer import Event
     from stream_jobs.market_job import MarketProcessor
     from stream_jobs.replay import bar_messages, load_intraday_bars
@@ -46,13 +46,22 @@ def real_rows(log_prod) -> list[pd.DataFrame]:  # noqa: ANN001
     msgs = list(bar_messages(load_intraday_bars(log_prod.data_dir)))[:3000]
     proc = MarketProcessor(score_anomalies=False)
     view = market_view()
-    frames = []
+    out = []
     for i in range(0, len(msgs), 1000):
         events = [
             Event(TOPIC_BARS, 0, i + j, decode(TOPIC_BARS, m[1]), 0)
             for j, m in enumerate(msgs[i : i + 1000])
         ]
-        df = proc.process(events)[view.name].frame()
+        out.append(proc.process(events)[view.name])
+    return out
+
+
+@pytest.fixture(scope="module")
+def real_rows(real_output) -> list[pd.DataFrame]:  # noqa: ANN001
+    """Their log frames (+ derived columns of every other type the encoder writes)."""
+    frames = []
+    for rows in real_output:
+        df = rows.frame()
         ret = df["ret_1"]
         df["ret_1_up"] = pd.array(np.where(ret.isna(), None, ret > 0), dtype="boolean")
         df["ret_1_sign"] = pd.array(np.where(ret.isna(), None, np.sign(ret)), dtype="Int64")
@@ -180,3 +189,31 @@ def test_local_parts_read_back_equal_through_duckdb(tmp_path, real_rows) -> None
             pd.testing.assert_frame_equal(_values(got[[c]]), _values(want[[c]]))
     read = log.read("local_log", "symbol")
     assert len(read) == len(want)
+
+
+def test_processor_frames_go_binary_directly_and_store_the_same(log_prod, real_output) -> None:  # noqa: ANN001
+    """`OfflineLog.append_sources` (the writer's fast path: the processor's frames, no pandas log
+    frame) stores exactly what `append_frame` of the same batches stores."""
+    view = market_view()
+    log = OfflineLog(log_prod)
+    log.append_frame("via_frames", view, pd.concat([r.frame() for r in real_output]))
+    log.append_frame("via_sources", view, real_output[0].frame().head(1))  # table known here
+    assert all(r.source is not None for r in real_output)
+    assert log.append_sources("via_sources", view, [r.source for r in real_output]) is not None
+    log.close()
+    tables = PostgresTables(log_prod.pg_dsn)
+    with tables._connect() as conn:  # noqa: SLF001 - the one row written to create the table
+        conn.execute(
+            'DELETE FROM "via_sources" WHERE created_timestamp = '
+            '(SELECT min(created_timestamp) FROM "via_sources")'
+        )
+    want = tables.read("via_frames")
+    got = tables.read("via_sources")
+    columns = [c for c in want.columns if c != "created_timestamp"]
+    pd.testing.assert_frame_equal(_sorted(got, columns), _sorted(want, columns))
+    nulls = ", ".join(f'count(*) FILTER (WHERE "{c}" IS NULL)' for c in columns)
+    with tables._connect() as conn:  # noqa: SLF001
+        a = conn.execute(f'SELECT {nulls} FROM "via_frames"').fetchone()
+        b = conn.execute(f'SELECT {nulls} FROM "via_sources"').fetchone()
+    assert a == b and sum(a) > 0
+    assert log.append_sources("not_known_yet", view, [real_output[0].source]) is None
