@@ -10,13 +10,16 @@ values are real bars; only their timestamps move). Measured in one run, on the s
 
 1. ceilings: consume-only from the broker (poll + message bytes), raw Redis pipeline HSET rate;
 2. stages without Kafka: decode, decode + full bar catalog, River scoring alone;
-3. the job from Kafka, offline log ON (append-only parts / PostgreSQL COPY append): feature path
-   (decode -> catalog -> fast online write, no River) and the whole market job (with River), each
-   as a fraction of the consume-only ceiling of the same run;
+3. the job from Kafka, offline log ON (PostgreSQL binary COPY appends on the log writer thread,
+   offsets committed after them): feature path (decode -> catalog -> fast online write, no River)
+   and the whole market job (with River), each as a fraction of the consume-only ceiling of the
+   same run, next to the same jobs with the log OFF (attribution); one log append of the real
+   1,000-row frames per write path (CSV COPY vs binary COPY vs coalesced; Parquet options);
 4. online write paths for the same rows: fast writer vs stock `store.push` (1,000-row batches);
 5. freshness: the market job (own thread, offline log on) at a fixed input rate; p50/p99 from
    Kafka message timestamp to the online write done, split into the broker's share (timestamp ->
-   consumed) and the job's share (consumed -> online write done);
+   consumed) and the job's share (consumed -> online write done); and event -> offline log durable
+   with the batch's offsets committed;
 6. checkpoints: write (state -> versioned blob -> PostgreSQL and file store) and restore (load ->
    check -> state) of one partition holding 500 symbols (catalog state + River models), next to
    the job's median batch time and the checkpoint interval.
@@ -145,6 +148,9 @@ def stage_rates(msgs) -> dict[str, float]:  # noqa: ANN001
 def job_rate(
     settings, bootstrap: str, n: int, river: bool, offline: bool = True
 ) -> tuple[float, dict]:  # noqa: ANN001
+    """Events/s of the market job from Kafka through its stores; the window starts at the first
+    batch's online write and ends when `run()` returns, i.e. after the offline-log writer has
+    drained and the last offsets are committed (the log is not left behind unmeasured)."""
     from stream_jobs.consumer import LoopConfig, StreamLoop
     from stream_jobs.market_job import MarketProcessor
     from stream_jobs.metrics import JobMetrics
@@ -173,7 +179,85 @@ def job_rate(
     return (loop.summary.events_in - per_batch) / el, {
         "batches": loop.summary.batches,
         "mean_batch_s": el / max(loop.summary.batches - 1, 1),
+        "log_writes": loop.summary.log_writes,
+        "log_direct": loop.summary.log_writes_direct,
     }
+
+
+def log_append_paths(settings, msgs, batches: int = 8) -> dict[str, float]:  # noqa: ANN001
+    """One log append of the job's real 1,000-row frames (132 columns), per write path (ms)."""
+    import tempfile
+    from dataclasses import replace
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from stream_jobs.consumer import Event
+    from stream_jobs.market_job import MarketProcessor
+    from stream_jobs.offline_log import OfflineLog, part_options
+    from stream_jobs.schemas import TOPIC_BARS, decode
+    from stream_jobs.views import market_view
+
+    view = market_view()
+    proc = MarketProcessor(score_anomalies=False)
+    frames = []
+    for i in range(batches):
+        chunk = msgs[i * 1000 : (i + 1) * 1000]
+        events = [
+            Event(TOPIC_BARS, 0, i * 1000 + j, decode(TOPIC_BARS, m[1]), 0)
+            for j, m in enumerate(chunk)
+        ]
+        frames.append(proc.process(events)[view.name].frame())
+    log = OfflineLog(settings)
+    tables = log.tables
+
+    def timed(fn) -> float:  # noqa: ANN001 - median ms per 1,000-row batch
+        fn(frames[0])  # table created, connection open
+        ts = []
+        for df in frames:
+            t0 = time.perf_counter()
+            fn(df)
+            ts.append(time.perf_counter() - t0)
+        return statistics.median(ts) * 1000
+
+    def csv_copy(df) -> None:  # noqa: ANN001 - the previous path (Arrow CSV text, server parse)
+        conn = log._conn or tables._connect()  # noqa: SLF001
+        log._conn = conn  # noqa: SLF001
+        tables._create(conn, "bench_log_csv", df, None)  # noqa: SLF001
+        tables._copy(conn, "bench_log_csv", df)  # noqa: SLF001
+        conn.commit()
+
+    out = {
+        "PostgreSQL CSV COPY (previous), 1,000 rows (ms)": timed(csv_copy),
+        "PostgreSQL binary COPY, 1,000 rows (ms)": timed(
+            lambda df: log.append_frame("bench_log_bin", view, df)
+        ),
+    }
+    big = __import__("pandas").concat(frames, ignore_index=True)
+    t0 = time.perf_counter()
+    log.append_frame("bench_log_bin", view, big)
+    out[f"PostgreSQL binary COPY, {len(frames)} batches coalesced, per 1,000 rows (ms)"] = (
+        (time.perf_counter() - t0) * 1000 / len(frames)
+    )
+    log.close()
+    local = OfflineLog(replace(settings, profile="local", workdir=Path(tempfile.mkdtemp())))
+    folder = Path(tempfile.mkdtemp())
+
+    def old_part(df) -> None:  # noqa: ANN001 - the previous options (zstd default, dictionaries)
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        pq.write_table(table, folder / f"{uuid.uuid4().hex}.parquet", compression="zstd")
+
+    out["local Parquet part, previous options, 1,000 rows (ms)"] = timed(old_part)
+    out["local Parquet part, zstd-1 + key-only dictionary, 1,000 rows (ms)"] = timed(
+        lambda df: local.append_frame("bench_log", view, df)
+    )
+    t0 = time.perf_counter()
+    local.append_frame("bench_log", view, big)
+    out[f"local Parquet part, {len(frames)} batches coalesced, per 1,000 rows (ms)"] = (
+        (time.perf_counter() - t0) * 1000 / len(frames)
+    )
+    assert part_options("symbol")["compression"] == "zstd"
+    return out
 
 
 def write_paths(settings, msgs, batches: int = 5) -> dict[str, float]:  # noqa: ANN001
@@ -309,6 +393,7 @@ def freshness(settings, bootstrap: str, msgs, rate: float, seconds: float) -> di
         JobMetrics("market"),
     )
     lat: list[float] = []
+    logged: list[float] = []
     at_consume: list[float] = []
     job_share: list[float] = []
     consumed_at: list[float] = [0.0]
@@ -318,6 +403,7 @@ def freshness(settings, bootstrap: str, msgs, rate: float, seconds: float) -> di
         job_share.extend([done - consumed_at[0]] * len(ts))
 
     loop.latency_observer = observe
+    loop.log_observer = lambda ts, done: logged.extend(done - t for t in ts)
     process = proc.process
 
     def timed_process(events):  # noqa: ANN001, ANN202 - the broker's share: timestamp -> decoded
@@ -342,6 +428,7 @@ def freshness(settings, bootstrap: str, msgs, rate: float, seconds: float) -> di
     arr = np.array(lat[len(lat) // 10 :])  # drop the first 10% (warm-up)
     consumed = np.array(at_consume[len(at_consume) // 10 :])
     share = np.array(job_share[len(job_share) // 10 :])
+    durable = np.array(logged[len(logged) // 10 :] or [float("nan")])
     return {
         "produce -> broker ack p50 ms": ack_p50,
         "produce -> broker ack p99 ms": ack_p99,
@@ -354,6 +441,12 @@ def freshness(settings, bootstrap: str, msgs, rate: float, seconds: float) -> di
         "online p50 ms": float(np.percentile(arr, 50)),
         "online p99 ms": float(np.percentile(arr, 99)),
         "max ms": float(arr.max()),
+        "event -> offline log durable + offsets committed p50 ms": float(
+            np.percentile(durable, 50)
+        ),
+        "event -> offline log durable + offsets committed p99 ms": float(
+            np.percentile(durable, 99)
+        ),
     }
 
 
@@ -442,11 +535,26 @@ def main() -> None:
             results.update({f"stage: {k} (events/s)": v for k, v in stage_rates(msgs).items()})
             rate, _ = job_rate(settings, broker.bootstrap, len(msgs), river=False, offline=False)
             results["job: no River, offline log OFF (attribution only) (events/s)"] = rate
-            rate, _ = job_rate(settings, broker.bootstrap, len(msgs), river=False)
+            rate, info = job_rate(settings, broker.bootstrap, len(msgs), river=False)
             results["job: Kafka -> decode -> catalog -> Redis, no River (events/s)"] = rate
+            results["job no River: offline log appends (coalesced batches)"] = info["log_writes"]
+            results["job no River: of which straight from the processor frames"] = info[
+                "log_direct"
+            ]
+            results["job no River: batches"] = info["batches"]
+            rate, _ = job_rate(settings, broker.bootstrap, len(msgs), river=True, offline=False)
+            results["job: with River, offline log OFF (attribution only) (events/s)"] = rate
             rate, info = job_rate(settings, broker.bootstrap, len(msgs), river=True)
             results["job: Kafka -> decode -> catalog + River -> Redis (events/s)"] = rate
             results["job with River: mean batch of 1,000 (s)"] = info["mean_batch_s"]
+            results["job with River: offline log appends (coalesced batches)"] = info["log_writes"]
+            results["job with River: of which straight from the processor frames"] = info[
+                "log_direct"
+            ]
+            results["job with River: batches"] = info["batches"]
+            results.update(
+                {f"log append: {k}": v for k, v in log_append_paths(settings, msgs).items()}
+            )
             results.update(write_paths(settings, msgs))
             fresh = freshness(settings, broker.bootstrap, msgs, args.rate, args.seconds)
             results.update({f"freshness @ {args.rate:.0f}/s: {k}": v for k, v in fresh.items()})
@@ -476,9 +584,13 @@ def main() -> None:
     print(f"ratio fast writer / stock store.push (same rows): {fast / push:.1f}x")
     consume = results["ceiling: consume-only from the broker (msgs/s)"]
     job = results["job: Kafka -> decode -> catalog -> Redis, no River (events/s)"]
-    print(f"feature path as a fraction of the consume-only ceiling: {job / consume:.2f}")
+    off = results["job: no River, offline log OFF (attribution only) (events/s)"]
+    print(f"feature path (offline log on) / consume-only ceiling: {job / consume:.2f}")
+    print(f"feature path, offline log OFF / consume-only ceiling: {off / consume:.2f}")
     whole = results["job: Kafka -> decode -> catalog + River -> Redis (events/s)"]
+    whole_off = results["job: with River, offline log OFF (attribution only) (events/s)"]
     print(f"whole market job (River, offline log on) / consume-only ceiling: {whole / consume:.2f}")
+    print(f"whole market job, offline log OFF / consume-only ceiling: {whole_off / consume:.2f}")
     print(f"load average at the end: {os.getloadavg()}")
 
 

@@ -3,16 +3,25 @@
 One batch = poll up to `batch_size` messages -> decode and validate each, including the key
 (bad ones to the DLQ) -> the job's processor updates its per-entity state and returns feature rows
 (a batch that raises is retried message by message; the message that raises is dead-lettered as
-`processing_error`) -> write the rows to the online store (fast writer) -> upsert them into the
-offline log -> flush the DLQ -> commit the offsets. A write that fails because a service is down
-is retried with the one retry policy (`finfeast.retry`: backoff, bounded) and the offsets are not
-committed until it succeeds, so a crash at any point means redelivery, never loss; redelivered
-rows are harmless because both stores are idempotent by (entity, event time). A write that fails
-for one entity's rows (not a dead service) dead-letters that entity's messages as `write_error`.
+`processing_error`) -> write the rows to the online store (fast writer) -> flush the DLQ -> hand
+the rows to the offline-log writer thread (`stream_jobs.log_writer`) and go on with the next
+batch. A batch's offsets are committed once BOTH its online write and its offline-log append are
+durable (`_reap`, in batch order; the log writer holds at most `log_max_pending` batches, beyond
+that the consumer waits). A write that fails because a service is down is retried with the one
+retry policy (`finfeast.retry`: backoff, bounded) and the offsets are not committed until it
+succeeds, so a crash at any point means redelivery, never loss; redelivered rows are harmless
+because both stores are idempotent by (entity, event time). A write that fails for one entity's
+rows (not a dead service) dead-letters that entity's messages as `write_error`. Before offsets are
+committed on revoke, on shutdown and before a checkpoint, the log writer is drained, so a
+checkpoint's offsets are exactly the state's; lost partitions' pending offsets are never committed.
 
-Test hook: `FINFEAST_FAULT=kill_after_online_write:N` (read once when the loop is built) SIGKILLs
-the process right after the N-th batch's online write, before its offline log write and offset
-commit: the fault tests use it to prove that the redelivery is idempotent.
+Test hooks (`FINFEAST_FAULT`, read once when the loop is built):
+`kill_after_online_write:N` SIGKILLs the process right after the N-th batch's online write, before
+that batch reaches the offline log writer and before its offsets are committed (the hook first
+drains the writer, so batches 1..N-1 are logged and their commits sent, as they were when the log
+was written inline); `kill_before_log_write:N` SIGKILLs it on the log writer thread just
+before its N-th append, with every batch it holds written online and none committed. The fault
+tests use them to prove that the redelivery is idempotent.
 
 Scaling: every process of a job joins the same consumer group (cooperative-sticky assignment:
 a process joining or leaving moves only the partitions it must); partitions are keyed by entity, so
@@ -30,6 +39,7 @@ from __future__ import annotations
 import gc
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +53,7 @@ from stream_jobs.bootstrap import Bootstrapper
 from stream_jobs.broker import consumer_config, ensure_topics, producer_config
 from stream_jobs.checkpoint import Checkpointer, restore_partition_state
 from stream_jobs.dead_letter import DLQ_MAX_BYTES, DeadLetters
+from stream_jobs.log_writer import LogPart, LogResult, LogWriter
 from stream_jobs.metrics import JobMetrics
 from stream_jobs.offline_log import OfflineLog
 from stream_jobs.online_writer import OnlineWriter, ViewSpec
@@ -106,6 +117,9 @@ class LoopConfig:
     # Dead letters the DLQ topic refuses are kept here (None: a `finfeast-dlq` temp folder).
     dlq_dir: str | None = None
     write_offline: bool = True
+    # Batches handed to the offline-log writer thread and not yet written; beyond it the consumer
+    # waits (backpressure). Waiting batches are appended together (one COPY / part per table).
+    log_max_pending: int = 8
     consumer_overrides: dict[str, Any] = field(default_factory=dict)
     # A partition's state rebuild (replay from its checkpoint offset) must finish within this.
     rebuild_timeout: float = 60.0
@@ -133,6 +147,8 @@ class LoopSummary:
     restored: int = 0
     replayed: int = 0
     bootstrapped_bars: int = 0
+    log_writes: int = 0  # offline log appends (one per table per coalesced group of batches)
+    log_writes_direct: int = 0  # of which binary COPYs straight from the processor's frames
 
     @property
     def status(self) -> str:
@@ -147,19 +163,42 @@ class LoopSummary:
 
 
 FAULT_ENV = "FINFEAST_FAULT"
+FAULTS = ("kill_after_online_write", "kill_before_log_write")
 
 
-def kill_after_from_env() -> int | None:
-    """N of the test hook `FINFEAST_FAULT=kill_after_online_write:N` (None when unset)."""
+def fault_from_env() -> tuple[str, int] | None:
+    """(name, N) of the test hook `FINFEAST_FAULT=<fault>:N` (None when unset)."""
     text = os.environ.get(FAULT_ENV, "").strip()
     if not text:
         return None
     name, _, count = text.partition(":")
-    if name != "kill_after_online_write" or not count.isdigit() or int(count) < 1:
+    if name not in FAULTS or not count.isdigit() or int(count) < 1:
         raise ConfigurationError(
-            f"{FAULT_ENV}={text!r}: the only fault is kill_after_online_write:N (N >= 1)"
+            f"{FAULT_ENV}={text!r}: the faults are kill_after_online_write:N and "
+            "kill_before_log_write:N (N >= 1)"
         )
-    return int(count)
+    return name, int(count)
+
+
+def kill_after_from_env() -> int | None:
+    """N of `FINFEAST_FAULT=kill_after_online_write:N` (None when unset or another fault)."""
+    fault = fault_from_env()
+    return fault[1] if fault and fault[0] == "kill_after_online_write" else None
+
+
+def _sigkill(job: str, why: str) -> None:
+    logger.warning("{}: {} {} -> SIGKILL", job, FAULT_ENV, why)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class _Pending:
+    """A batch whose offsets wait for its offline-log append (consumer thread only)."""
+
+    seq: int
+    offsets: dict[tuple[str, int], int]  # next offset to read per partition
+    events: Sequence[Event]
+    raw: dict[tuple[str, int, int], Any]
 
 
 def _coords(topic: str, partition: int, offset: int) -> tuple[str, int, int]:
@@ -201,8 +240,15 @@ class StreamLoop:
         self.assignments: list[tuple[str, list[tuple[str, int]]]] = []
         # Optional callback(kafka timestamps ms, online-write-done ms) per batch (benchmarks).
         self.latency_observer: Callable[[list[int], float], None] | None = None
-        self._kill_after = kill_after_from_env()  # test hook, read once
+        # Optional callback(kafka timestamps ms, log-durable-and-committed ms) per batch (benchmarks).
+        self.log_observer: Callable[[list[int], float], None] | None = None
+        fault = fault_from_env()  # test hooks, read once
+        self._kill_after = fault[1] if fault and fault[0] == "kill_after_online_write" else None
+        self._kill_before_log = fault[1] if fault and fault[0] == "kill_before_log_write" else None
         self._online_batches = 0
+        self._log: LogWriter | None = None  # the offline-log writer thread (while running)
+        self._pending: list[_Pending] = []  # batches handed to it, in order, offsets uncommitted
+        self._retry_lock = threading.Lock()
         self._raw: dict[tuple[str, int, int], Any] = {}  # this batch's messages by coordinates
         self._dead: DeadLetters | None = None
         self.retry_policy = retry.RetryPolicy(
@@ -228,6 +274,7 @@ class StreamLoop:
         """Called with the partitions REMOVED from this member: commit, checkpoint, drop."""
         revoked = [(tp.topic, tp.partition) for tp in partitions]
         self.assignments.append(("revoke", revoked))
+        self._drain()  # every processed batch's log append durable, its offsets committed
         done = [self._processed.pop(key, None) for key in revoked]
         done = [tp for tp in done if tp is not None]
         if done:  # hand over exactly where this process stopped (fewer redeliveries)
@@ -247,6 +294,8 @@ class StreamLoop:
         for key in lost:
             self._processed.pop(key, None)
             self._assigned.discard(key)
+            for pending in self._pending:  # their rows may still be logged; never commit them
+                pending.offsets.pop(key, None)
         self._drop(lost, checkpoint=False)
 
     def _drop(self, keys: list[tuple[str, int]], checkpoint: bool) -> None:
@@ -290,11 +339,12 @@ class StreamLoop:
             self._positions[key] = tp.offset
             self._live.add(key[1])
 
-    def _after_commit(self, n_messages: int) -> None:
-        """Checkpoint hook after a batch's offset commit: every N seconds / M messages."""
-        self._track_positions()
+    def _after_batch(self, n_messages: int) -> None:
+        """Checkpoint hook after a batch: every N seconds / M messages, after draining the log
+        writer (a checkpoint's offsets must be those of the state it holds, all committed)."""
         if self.checkpoints is None or not self.checkpoints.due(n_messages):
             return
+        self._drain()
         for p in sorted(self._live):
             self._save_checkpoint(p)
         self.checkpoints.mark_saved()
@@ -445,7 +495,8 @@ class StreamLoop:
         """`fn` under the one retry policy; every retried attempt is counted."""
 
         def counted(_exc: BaseException, _delay: float) -> None:
-            self.summary.retries += 1
+            with self._retry_lock:  # the log writer thread retries too
+                self.summary.retries += 1
             self.metrics.retries.labels(self.metrics.job).inc()
 
         return retry.call(
@@ -458,10 +509,17 @@ class StreamLoop:
             **kwargs,
         )
 
-    def _dead_letter(self, events: Sequence[Event], reason: str, detail: str) -> None:
+    def _dead_letter(
+        self,
+        events: Sequence[Event],
+        reason: str,
+        detail: str,
+        raw: dict[tuple[str, int, int], Any] | None = None,
+    ) -> None:
         assert self._dead is not None
+        raw = self._raw if raw is None else raw
         for e in events:
-            m = self._raw.get(_coords(e.topic, e.partition, e.offset))
+            m = raw.get(_coords(e.topic, e.partition, e.offset))
             if m is not None:
                 self._dead.send(m, reason, detail, stage="process")
 
@@ -540,7 +598,8 @@ class StreamLoop:
 
     def _write(
         self, outputs: dict[str, ViewRows], kafka_ts: list[int], events: Sequence[Event] = ()
-    ) -> None:
+    ) -> list[LogPart]:
+        """The online write of a batch (synchronous); the batch's offline-log parts to hand on."""
         failed: dict[str, set[str]] = {}
         for out in self.processor.outputs:
             batch = outputs.get(out.view.name)
@@ -560,46 +619,118 @@ class StreamLoop:
         if self._kill_after is not None and failed:
             self._online_batches += 1
             if self._online_batches >= self._kill_after:  # test hook: see the module docstring
-                logger.warning("{}: {} -> SIGKILL", self.processor.name, FAULT_ENV)
-                os.kill(os.getpid(), signal.SIGKILL)
+                self._drain()  # batches before this one logged and committed, as it documents
+                _sigkill(self.processor.name, f"after online write {self._online_batches}")
         done_ms = time.time() * 1000
         if self.latency_observer is not None:
             self.latency_observer(kafka_ts, done_ms)
         hist = self.metrics.freshness.labels(self.metrics.job)
         for ts in kafka_ts:
             hist.observe(max(done_ms - ts, 0.0) / 1000)
+        parts: list[LogPart] = []
         if self.offline is not None and self.config.write_offline:
             for out in self.processor.outputs:
                 batch = outputs.get(out.view.name)
                 if batch is not None and batch.count:
-                    frame = batch.frame()
-                    key = out.view.join_key
-                    bad = failed.get(out.view.name)
-                    if bad:  # rows that could not be written online: dead-lettered, not logged
-                        frame = frame[~frame[key].isin(bad)]
-                    self._isolating_write(
-                        f"offline log {out.log_table}",
-                        lambda df, out=out: self.offline.append_frame(out.log_table, out.view, df),
-                        frame,
-                        lambda df, key=key: [(str(k), g) for k, g in df.groupby(key, sort=False)],
-                        events,
+                    # rows that could not be written online are dead-lettered, not logged; the
+                    # frame itself is built on the writer thread
+                    parts.append(
+                        LogPart(
+                            out.log_table,
+                            out.view,
+                            batch.frame,
+                            frozenset(failed.get(out.view.name) or ()),
+                            getattr(batch, "source", None),
+                        )
                     )
+        return parts
 
-    def _commit(self, msgs: Sequence[Any]) -> None:
-        from confluent_kafka import TopicPartition
+    def _append_log(self, table: str, view: ViewSpec, df: Any) -> Any:
+        assert self.offline is not None
+        return self.offline.append_frame(table, view, df)
 
-        last: dict[tuple[str, int], int] = {}
+    def _start_log_writer(self) -> None:
+        if self.offline is None or not self.config.write_offline:
+            return
+
+        def before_write(n: int) -> None:  # test hook: see the module docstring
+            if self._kill_before_log is not None and n >= self._kill_before_log:
+                _sigkill(self.processor.name, f"before log write {n}")
+
+        self._log = LogWriter(
+            self._append_log,
+            self._with_retry,
+            append_sources=getattr(self.offline, "append_sources", None),
+            max_pending=self.config.log_max_pending,
+            name=f"{self.processor.name}-offline-log",
+            before_write=before_write if self._kill_before_log is not None else None,
+        )
+
+    def _hand_over(
+        self, msgs: Sequence[Any], events: Sequence[Event], parts: list[LogPart]
+    ) -> None:
+        """After a batch's online write and DLQ flush: commit now (no log rows) or once the log
+        writer has appended its rows (`_reap`). Blocks while the writer holds too many batches."""
+        offsets: dict[tuple[str, int], int] = {}
         for m in msgs:
             if not m.error():
                 key = (m.topic(), m.partition())
-                last[key] = max(last.get(key, -1), m.offset())
-        if last:
-            offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+                offsets[key] = max(offsets.get(key, 0), m.offset() + 1)
+        if self._log is None or (not parts and not self._pending):
+            self._commit_offsets(offsets)
+            return
+        seq = self._log.submit(parts)  # an empty batch still waits its turn: order of commits
+        self._pending.append(_Pending(seq, offsets, events, self._raw))
+
+    def _reap(self, results: list[LogResult] | None = None) -> None:
+        """Commit, in batch order, the offsets of the batches the log writer has made durable
+        (after dead-lettering and flushing the messages of entities the log refused)."""
+        if self._log is None:
+            return
+        done = self._log.results() if results is None else results
+        if not done:
+            return
+        finished = {r.seq: r for r in done}
+        offsets: dict[tuple[str, int], int] = {}
+        letters = False
+        while self._pending and self._pending[0].seq in finished:
+            pending = self._pending.pop(0)
+            result = finished[pending.seq]
+            for entity, detail in result.bad.items():
+                culprits = [e for e in pending.events if entity_of(e.topic, e.value) == entity]
+                if culprits:
+                    self._dead_letter(culprits, "write_error", detail, raw=pending.raw)
+                    letters = True
+            for key, off in pending.offsets.items():
+                offsets[key] = max(offsets.get(key, 0), off)
+            if self.log_observer is not None:
+                self.log_observer([e.kafka_ts_ms for e in pending.events], time.time() * 1000)
+        self.summary.log_writes = self._log.writes
+        self.summary.log_writes_direct = self._log.direct
+        if letters:
+            assert self._dead is not None
+            self._with_retry("dead-letter flush", self._dead.flush)
+        self._commit_offsets(offsets)
+
+    def _drain(self) -> None:
+        """Wait for every batch handed to the log writer, then commit their offsets."""
+        if self._log is not None and self._pending:
+            self._reap(self._log.drain())
+
+    def _commit_offsets(self, offsets: dict[tuple[str, int], int]) -> None:
+        from confluent_kafka import TopicPartition
+
+        # Only partitions still assigned: a lost one's offsets belong to its new owner now.
+        keep = [
+            TopicPartition(t, p, o) for (t, p), o in offsets.items() if (t, p) in self._assigned
+        ]
+        if keep:
             # Asynchronous: the writes are already durable; a lost commit only means redelivery,
-            # which the stores absorb. The last processed offsets are committed synchronously on a
-            # clean shutdown.
-            self._consumer.commit(offsets=offsets, asynchronous=True)
-            self._processed.update({(tp.topic, tp.partition): tp for tp in offsets})
+            # which the stores absorb. The last processed offsets are committed synchronously on
+            # revoke and on a clean shutdown.
+            self._consumer.commit(offsets=keep, asynchronous=True)
+            self._processed.update({(tp.topic, tp.partition): tp for tp in keep})
+        self._track_positions()
 
     def _update_lag(self, force: bool = False) -> int:
         from confluent_kafka import TopicPartition
@@ -662,6 +793,7 @@ class StreamLoop:
         self._consumer.subscribe(
             topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
+        self._start_log_writer()
         started = time.monotonic()
         last_msg = time.monotonic()
         clean = False
@@ -670,6 +802,7 @@ class StreamLoop:
             while not self._stop:
                 if cfg.max_seconds and time.monotonic() - started > cfg.max_seconds:
                     break
+                self._reap()  # batches the log writer finished: commit their offsets
                 msgs = self._consumer.consume(num_messages=cfg.batch_size, timeout=cfg.poll_timeout)
                 msgs = [
                     m
@@ -698,10 +831,10 @@ class StreamLoop:
                 events = self._decode(msgs, dead)
                 self._bootstrap_events(events)
                 outputs = self._process(events)
-                self._write(outputs, [e.kafka_ts_ms for e in events], events)
+                parts = self._write(outputs, [e.kafka_ts_ms for e in events], events)
                 self._with_retry("dead-letter flush", dead.flush)
-                self._commit(msgs)
-                self._after_commit(len(msgs))
+                self._hand_over(msgs, events, parts)
+                self._after_batch(len(msgs))
                 self.processor.observe(self.metrics)
                 elapsed = time.perf_counter() - t0
                 batch_hist.observe(elapsed)
@@ -711,6 +844,7 @@ class StreamLoop:
                 self._update_lag()
                 if cfg.max_events and self.summary.events_in >= cfg.max_events:
                     break
+            self._drain()  # the last batches' log appends, then their offsets
             clean = True
         finally:
             self.summary.dlq = dead.count
@@ -731,6 +865,14 @@ class StreamLoop:
                     for p in sorted(self._live):
                         self._save_checkpoint(p)
             finally:
+                if self._log is not None:  # unclean: whatever it holds is never committed
+                    if not clean:
+                        self._stop = True  # ends the writer's retries
+                    self._log.close()
+                    self.summary.log_writes = self._log.writes
+                    self.summary.log_writes_direct = self._log.direct
+                    self._log = None
+                self._pending = []
                 self._consumer.close()
                 # drop the DLQ producer now: a producer kept alive past its broker (the embedded
                 # one stops after a replay) logs reconnect attempts until it is collected

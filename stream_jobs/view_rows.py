@@ -34,6 +34,9 @@ class ViewRows:
         self.latest = latest
         self._frame = frame
         self._rows = rows
+        # The processor's own frame (join key, event_time_ms, features) when built from one: the
+        # offline log's binary COPY encodes it directly instead of `frame()`.
+        self.source: pd.DataFrame | None = None
 
     @classmethod
     def from_rows(cls, view: ViewSpec, rows: list[Row]) -> ViewRows:
@@ -74,7 +77,9 @@ class ViewRows:
                 )
             return pd.DataFrame(columns)
 
-        return cls(view, len(frame), rows_of(newest), log_frame, lambda: rows_of(frame))
+        out = cls(view, len(frame), rows_of(newest), log_frame, lambda: rows_of(frame))
+        out.source = frame
+        return out
 
     @classmethod
     def concat(cls, parts: list[ViewRows]) -> ViewRows:
