@@ -176,7 +176,7 @@ def test_checkpoint_restore_continues_like_the_original(local_settings: Settings
     assert a["anomaly_warm"].max() == 1  # River models carried over, not restarted
 
 
-@pytest.mark.parametrize("field", ["river", "format", "families", "state_slots"])
+@pytest.mark.parametrize("field", ["river", "format", "families", "state_slots", "anomaly"])
 def test_checkpoint_from_other_code_is_refused(local_settings: Settings, field: str) -> None:
     from stream_jobs.market_job import MarketProcessor
 
