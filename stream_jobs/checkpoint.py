@@ -266,7 +266,8 @@ class FileCheckpointStore:
 
 
 class PostgresCheckpointStore:
-    """Prod profile: table `stream_checkpoints` (group_id, partition) -> blob, upserted."""
+    """Prod profile: table `stream_checkpoints` (group_id, partition) -> blob, upserted; the blob
+    travels as binary parameters/results and is stored without TOAST compression."""
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
@@ -287,6 +288,16 @@ class PostgresCheckpointStore:
                 "blob bytea NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), "
                 "PRIMARY KEY (group_id, partition))"
             )
+            # no TOAST compression: pglz of a ~10 MB blob cost 0.17 of a 0.30 s write (500
+            # symbols); the blob is mostly raw numpy buffers. Applies to rows written from now on.
+            storage = conn.execute(
+                "SELECT attstorage FROM pg_attribute WHERE attrelid = 'stream_checkpoints'::regclass "
+                "AND attname = 'blob'"
+            ).fetchone()
+            if storage and storage[0] != "e":
+                conn.execute(
+                    "ALTER TABLE stream_checkpoints ALTER COLUMN blob SET STORAGE EXTERNAL"
+                )
             conn.commit()
             self._ready = True
         return conn
@@ -294,7 +305,7 @@ class PostgresCheckpointStore:
     def save(self, group: str, partition: int, blob: bytes) -> None:
         with self._connect() as conn:
             conn.execute(
-                "INSERT INTO stream_checkpoints (group_id, partition, blob) VALUES (%s, %s, %s) "
+                "INSERT INTO stream_checkpoints (group_id, partition, blob) VALUES (%s, %s, %b) "
                 "ON CONFLICT (group_id, partition) DO UPDATE SET blob = EXCLUDED.blob, "
                 "updated_at = now()",
                 (group, partition, blob),
@@ -305,6 +316,7 @@ class PostgresCheckpointStore:
             row = conn.execute(
                 "SELECT blob FROM stream_checkpoints WHERE group_id = %s AND partition = %s",
                 (group, partition),
+                binary=True,  # raw bytes; the text form is hex, twice the size (0.08 -> 0.02 s)
             ).fetchone()
         return bytes(row[0]) if row else None
 
