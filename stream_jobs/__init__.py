@@ -7,7 +7,8 @@ Modules (one job each):
 - `broker`: the embedded Kafka-protocol broker (Tansu) and topic creation.
 - `consumer`: the generic at-least-once loop (poll, decode, DLQ, process, write, commit).
 - `market_job` / `account_job`: the two stream jobs.
-- `anomaly`: River anomaly scores and drift flags per symbol.
+- `anomaly`: River anomaly scores and drift flags per symbol (a slab of per-symbol arrays).
+- `hst_kernel`: River's HalfSpaceTrees as arrays and the compiled score-then-learn kernel.
 - `account_features`: rolling per-account trade and PnL state.
 - `online_writer`: the fast write path into Feast's Redis / SQLite online-store layout.
 - `offline_log`: the deduplicated offline log of the pushed rows.

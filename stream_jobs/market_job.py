@@ -98,6 +98,8 @@ class MarketProcessor:
                 "volume": 0.0,
             }
         )
+        if self.anomaly is not None:
+            self.anomaly.warm_up()
 
     def _bars(self, part: tuple[str, int], values: list[Mapping[str, Any]]) -> pd.DataFrame | None:
         """Fold one partition's bars of a batch (micro-batch path of the catalog operator)."""
@@ -140,11 +142,17 @@ class MarketProcessor:
         for i in idx:
             self.last_bar_ms[values[i]["symbol"]] = int(ms[i])
         if self.anomaly is not None:
-            scores = [self.anomaly.update(values[i]) for i in idx]  # per symbol, in time order
+            scores = self.anomaly.score_arrays(  # one call per batch, in arrival order
+                symbols[idx],
+                cols["close"][idx],
+                cols["high"][idx],
+                cols["low"][idx],
+                cols["volume"][idx],
+            )
             for name in ANOMALY_NAMES:
-                columns[name] = [sc[name] for sc in scores]
+                columns[name] = scores[name]
             self._scored += len(idx)
-            self._anomalies += sum(sc["is_anomaly"] for sc in scores)
+            self._anomalies += int(scores["is_anomaly"].sum())
         else:
             for name, dtype in ANOMALY_FEATURES:
                 columns[name] = np.full(len(idx), np.nan if dtype == "float64" else 0)

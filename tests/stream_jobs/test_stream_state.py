@@ -176,7 +176,7 @@ def test_checkpoint_restore_continues_like_the_original(local_settings: Settings
     assert a["anomaly_warm"].max() == 1  # River models carried over, not restarted
 
 
-@pytest.mark.parametrize("field", ["river", "format", "families", "state_slots"])
+@pytest.mark.parametrize("field", ["river", "format", "families", "state_slots", "anomaly"])
 def test_checkpoint_from_other_code_is_refused(local_settings: Settings, field: str) -> None:
     from stream_jobs.market_job import MarketProcessor
 
@@ -195,6 +195,43 @@ def test_checkpoint_from_other_code_is_refused(local_settings: Settings, field: 
     assert loader.refused == 1
     with pytest.raises(ck.CheckpointMismatch, match=field):
         ck.decode(path.read_bytes())
+
+
+def test_postgres_checkpoint_round_trip_is_byte_exact(
+    local_settings: Settings, pg_database: str
+) -> None:
+    """PostgreSQL store: a real market checkpoint comes back byte for byte (stored compressed)
+    and restores; a raw row as older versions wrote it still loads."""
+    import psycopg
+
+    from stream_jobs.market_job import MarketProcessor
+
+    dsn = f"host=127.0.0.1 port=5432 user=postgres dbname={pg_database}"
+    with psycopg.connect(dsn, autocommit=True) as conn:  # the table as an older version made it
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS stream_checkpoints (group_id text, partition int, "
+            "blob bytea NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), "
+            "PRIMARY KEY (group_id, partition))"
+        )
+    proc = MarketProcessor()
+    proc.process(_events(load_intraday_bars(local_settings.data_dir).head(1500)))
+    writer = ck.Checkpointer(ck.PostgresCheckpointStore(dsn), "pg.group")
+    writer.save(proc, 0, {TOPIC_BARS: 1500})
+    blob = ck.encode(ck.Checkpoint("x", 0, {}, ck.partition_state(proc, 0)))
+    store = ck.PostgresCheckpointStore(dsn)
+    store.save("pg.bytes", 3, blob)
+    assert store.load("pg.bytes", 3) == blob
+    with psycopg.connect(dsn, autocommit=True) as conn:  # a raw row, as older versions wrote it
+        conn.execute(
+            "INSERT INTO stream_checkpoints (group_id, partition, blob) VALUES ('pg.raw', 1, %b)",
+            (blob,),
+        )
+    assert store.load("pg.raw", 1) == blob
+    got = ck.Checkpointer(ck.PostgresCheckpointStore(dsn), "pg.group").load(0)
+    assert got is not None and got.offsets == {TOPIC_BARS: 1500}
+    restored = MarketProcessor()
+    ck.restore_partition_state(restored, 0, got.state)
+    assert sorted(restored.anomaly.slot_of) == sorted(proc.anomaly.slot_of)
 
 
 # ---- bootstrap ---------------------------------------------------------------------------
