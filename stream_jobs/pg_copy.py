@@ -83,6 +83,14 @@ def _eight_bytes(series: pd.Series, pg_type: str) -> tuple[np.ndarray, np.ndarra
     return np.asarray(series.to_numpy(dtype=np.int64, na_value=0)), null
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _put_length(out, pos, length):  # noqa: ANN001, ANN202
+    """A field's 4-byte big-endian length at `pos` (-1 = NULL: 0xFFFFFFFF); the next position."""
+    for b in range(4):
+        out[pos + b] = (length >> (24 - 8 * b)) & 0xFF
+    return pos + 4
+
+
 @numba.njit(cache=True, nogil=True)
 def _fill(out, keys, key_off, values, null, flags, flag_null):  # noqa: ANN001, ANN202
     """Write the tuples into `out` (big-endian, NULL = length -1); the bytes written."""
@@ -96,42 +104,26 @@ def _fill(out, keys, key_off, values, null, flags, flag_null):  # noqa: ANN001, 
         pos += 2
         start, end = key_off[i], key_off[i + 1]
         length = end - start
-        for b in range(4):
-            out[pos + b] = (length >> (24 - 8 * b)) & 0xFF
-        pos += 4
+        pos = _put_length(out, pos, length)
         for b in range(length):
             out[pos + b] = keys[start + b]
         pos += length
         for j in range(k8):
             if null[i, j]:
-                out[pos] = 0xFF
-                out[pos + 1] = 0xFF
-                out[pos + 2] = 0xFF
-                out[pos + 3] = 0xFF
-                pos += 4
+                pos = _put_length(out, pos, -1)
                 continue
-            out[pos] = 0
-            out[pos + 1] = 0
-            out[pos + 2] = 0
-            out[pos + 3] = 8
+            pos = _put_length(out, pos, 8)
             v = values[i, j]
             for b in range(8):
-                out[pos + 4 + b] = (v >> np.uint64(56 - 8 * b)) & np.uint64(0xFF)
-            pos += 12
+                out[pos + b] = (v >> np.uint64(56 - 8 * b)) & np.uint64(0xFF)
+            pos += 8
         for j in range(kb):
             if flag_null[i, j]:
-                out[pos] = 0xFF
-                out[pos + 1] = 0xFF
-                out[pos + 2] = 0xFF
-                out[pos + 3] = 0xFF
-                pos += 4
+                pos = _put_length(out, pos, -1)
                 continue
-            out[pos] = 0
-            out[pos + 1] = 0
-            out[pos + 2] = 0
-            out[pos + 3] = 1
-            out[pos + 4] = flags[i, j]
-            pos += 5
+            pos = _put_length(out, pos, 1)
+            out[pos] = flags[i, j]
+            pos += 1
     return pos
 
 

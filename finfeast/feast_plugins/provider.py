@@ -49,17 +49,20 @@ class FinfeastProvider(PassthroughProvider):
             return False
         return bool(write(self.repo_config, feature_view, rows))
 
+    def _ingested(self, feature_view: Any, df: pd.DataFrame, field_mapping: Any) -> bool:
+        """True when the columnar path wrote `df`; counts the path taken either way."""
+        done = self._ingest_columns(feature_view, df, field_mapping)
+        self.ingest_counts["columnar" if done else "feast"] += 1
+        return done
+
     def ingest_df(
         self,
         feature_view: Any,
         df: pd.DataFrame,
         field_mapping: dict | None = None,
     ) -> None:
-        if self._ingest_columns(feature_view, df, field_mapping):
-            self.ingest_counts["columnar"] += 1
-            return
-        self.ingest_counts["feast"] += 1
-        super().ingest_df(feature_view, df, field_mapping)
+        if not self._ingested(feature_view, df, field_mapping):
+            super().ingest_df(feature_view, df, field_mapping)
 
     async def ingest_df_async(
         self,
@@ -68,8 +71,5 @@ class FinfeastProvider(PassthroughProvider):
         field_mapping: dict | None = None,
     ) -> None:
         # The columnar write is one pipelined round trip; the plugins' async writes are sync too.
-        if self._ingest_columns(feature_view, df, field_mapping):
-            self.ingest_counts["columnar"] += 1
-            return
-        self.ingest_counts["feast"] += 1
-        await super().ingest_df_async(feature_view, df, field_mapping)
+        if not self._ingested(feature_view, df, field_mapping):
+            await super().ingest_df_async(feature_view, df, field_mapping)
