@@ -26,13 +26,16 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from loguru import logger
 
 from finfeast import retry
 from stream_jobs.views import ViewSpec
+
+if TYPE_CHECKING:
+    from stream_jobs.view_rows import FeatureBlock
 
 
 @dataclass
@@ -47,7 +50,7 @@ class LogPart:
     view: ViewSpec
     frame: Callable[[], pd.DataFrame]
     exclude: frozenset[str] = frozenset()  # entities not written online: left out of the log
-    source: pd.DataFrame | None = None  # the processor's frame, if any (`ViewRows.source`)
+    source: FeatureBlock | None = None  # the processor's arrays, if any (`ViewRows.source`)
 
 
 @dataclass
@@ -65,7 +68,7 @@ class LogWriter:
         self,
         append: Callable[[str, ViewSpec, pd.DataFrame], Any],
         retry_call: Callable[..., Any],
-        append_sources: Callable[[str, ViewSpec, list[pd.DataFrame]], Any] | None = None,
+        append_sources: Callable[[str, ViewSpec, list[FeatureBlock]], Any] | None = None,
         max_pending: int = 8,
         name: str = "offline-log",
         before_write: Callable[[int], None] | None = None,
@@ -192,17 +195,11 @@ class LogWriter:
         return bad
 
     def _append_fast(self, table: str, view: ViewSpec, parts: list[LogPart]) -> bool:
-        """The processors' frames in one append, if every part has one and the log takes them
+        """The processors' arrays in one append, if every part has them and the log takes them
         (True); any failure other than a dead service falls back to the frames (isolation)."""
         if self.append_sources is None or any(p.source is None for p in parts):
             return False
-        sources = []
-        for part in parts:
-            src = part.source
-            if part.exclude:
-                src = src[~src[view.join_key].isin(part.exclude)]
-            if len(src):
-                sources.append(src)
+        sources = [b for p in parts if len(b := p.source.without(p.exclude))]
         if not sources:
             return True
         try:

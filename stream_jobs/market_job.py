@@ -10,11 +10,11 @@ state and emits nothing. Ticks update the last-trade view only.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from stream_jobs.anomaly import AnomalyConfig, AnomalyScorer
 from stream_jobs.consumer import Event, Output
@@ -22,11 +22,12 @@ from stream_jobs.metrics import JobMetrics
 from stream_jobs.offline_log import MARKET_LOG
 from stream_jobs.online_writer import Row
 from stream_jobs.schemas import TOPIC_BARS
-from stream_jobs.view_rows import ViewRows
+from stream_jobs.view_rows import FeatureBlock, ViewRows
 from stream_jobs.views import ANOMALY_FEATURES, market_view, tick_view
 
 TICK_LOG = "stream_trade_tick_log"
 ANOMALY_NAMES = [name for name, _ in ANOMALY_FEATURES]
+_PRICES = operator.itemgetter("open", "high", "low", "close", "volume")
 
 
 def action_book(settings: Any) -> Any:
@@ -101,7 +102,7 @@ class MarketProcessor:
         if self.anomaly is not None:
             self.anomaly.warm_up()
 
-    def _bars(self, part: tuple[str, int], values: list[Mapping[str, Any]]) -> pd.DataFrame | None:
+    def _bars(self, part: tuple[str, int], values: list[Mapping[str, Any]]) -> FeatureBlock | None:
         """Fold one partition's bars of a batch (micro-batch path of the catalog operator)."""
         from transforms.families import calendar
 
@@ -111,53 +112,37 @@ class MarketProcessor:
         n = len(values)
         symbols = np.array([v["symbol"] for v in values], dtype=object)
         ms = np.fromiter((v["event_time_ms"] for v in values), dtype=np.int64, count=n)
-        cols = {
-            k: np.fromiter((v[k] for v in values), dtype=np.float64, count=n)
-            for k in ("open", "high", "low", "close", "volume")
-        }
-        folded = op.update_arrays(
-            symbols,
-            ms * 1_000_000,
-            cols["open"],
-            cols["high"],
-            cols["low"],
-            cols["close"],
-            cols["volume"],
+        # one pass over the dicts, then one contiguous row per field (the kernels' layout)
+        o, h, low, c, vol = (
+            np.array([_PRICES(v) for v in values], dtype=np.float64).reshape(n, 5).T.copy()
         )
+        folded = op.update_arrays(symbols, ms * 1_000_000, o, h, low, c, vol)
         idx = folded.rows
         self._late += n - len(idx)
         if not len(idx):
             return None
         columns: dict[str, Any] = dict(zip(folded.names, folded.floats.T, strict=True))
         days, inverse = np.unique(folded.days, return_inverse=True)
-        table = np.array(
-            [list(calendar.calendar_row(int(d)).values()) for d in days], dtype=np.int64
-        )
+        table = calendar.calendar_table(days)[inverse]
         for j, name in enumerate(calendar.NAMES):
-            columns[name] = table[inverse, j]
-        columns["symbol"] = symbols[idx]
-        columns["event_time_ms"] = ms[idx]
-        columns["last_close"] = cols["close"][idx]
-        columns["last_volume"] = cols["volume"][idx]
-        for i in idx:
-            self.last_bar_ms[values[i]["symbol"]] = int(ms[i])
+            columns[name] = table[:, j]
+        keys = symbols[idx]
+        stamps = ms[idx]
+        columns["last_close"] = c[idx]
+        columns["last_volume"] = vol[idx]
+        # folded rows of a symbol are in increasing event time: the last one is its newest
+        self.last_bar_ms.update(zip(keys.tolist(), stamps.tolist(), strict=True))
         if self.anomaly is not None:
             scores = self.anomaly.score_arrays(  # one call per batch, in arrival order
-                symbols[idx],
-                cols["close"][idx],
-                cols["high"][idx],
-                cols["low"][idx],
-                cols["volume"][idx],
+                keys, c[idx], h[idx], low[idx], vol[idx]
             )
-            for name in ANOMALY_NAMES:
-                columns[name] = scores[name]
+            columns.update(scores)
             self._scored += len(idx)
             self._anomalies += int(scores["is_anomaly"].sum())
         else:
             for name, dtype in ANOMALY_FEATURES:
-                columns[name] = np.full(len(idx), np.nan if dtype == "float64" else 0)
-        frame = pd.DataFrame(columns)
-        return frame
+                columns[name] = np.nan if dtype == "float64" else 0
+        return FeatureBlock.from_columns(self.view, keys, stamps, columns)
 
     def _tick(self, value: Mapping[str, Any]) -> dict[str, Any] | None:
         symbol = value["symbol"]
@@ -189,13 +174,11 @@ class MarketProcessor:
                 out = self._tick(value)
                 if out is not None:
                     ticks.append((value["symbol"], value["event_time_ms"], out))
-        frames = [
-            f for part, values in by_part.items() if (f := self._bars(part, values)) is not None
+        blocks = [
+            b for part, values in by_part.items() if (b := self._bars(part, values)) is not None
         ]
-        if frames:
-            bars = ViewRows.from_frame(
-                self.view, pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-            )
+        if blocks:
+            bars = ViewRows.from_block(self.view, FeatureBlock.concat(blocks))
         else:
             bars = ViewRows.from_rows(self.view, [])
         return {self.view.name: bars, self.ticks.name: ViewRows.from_rows(self.ticks, ticks)}

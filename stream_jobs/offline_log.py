@@ -19,8 +19,9 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -30,6 +31,9 @@ from finfeast.errors import FinfeastError
 from finfeast.offline import WriteResult, open_tables
 from stream_jobs import pg_copy
 from stream_jobs.online_writer import Row, ViewSpec
+
+if TYPE_CHECKING:
+    from stream_jobs.view_rows import FeatureBlock
 
 MARKET_LOG = "stream_market_log"
 ACCOUNT_LOG = "stream_account_log"
@@ -102,6 +106,7 @@ class OfflineLog:
         self._conn: Any = None  # prod: one connection kept open across batches
         self._ready: set[str] = set()  # prod: tables whose columns are known to exist
         self._types: dict[str, dict[str, str]] = {}  # prod: their column types (binary COPY)
+        self._schemas: dict[Any, pa.Schema] = {}  # local: Arrow schema of a view's log parts
 
     # ---- layout -------------------------------------------------------------------------
     def table_dir(self, table: str) -> Path:
@@ -129,24 +134,35 @@ class OfflineLog:
         self._write_part(table, df, view.join_key)
         return WriteResult(table, len(df), 0, -1)
 
-    def _write_part(self, table: str, df: pd.DataFrame, key: str | None = None) -> Path:
+    def _write_part(
+        self, table: str, data: pd.DataFrame | pa.Table, key: str | None = None
+    ) -> Path:
         folder = self.table_dir(table)
         folder.mkdir(parents=True, exist_ok=True)
         # Name order = write order within a process (time, then a per-process sequence number).
         name = f"part-{time.time_ns():020d}-{os.getpid()}-{next(_seq):08d}"
         tmp = folder / f".{name}.tmp"
         path = folder / f"{name}.parquet"
-        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp, **part_options(key))
+        if isinstance(data, pd.DataFrame):
+            data = pa.Table.from_pandas(data, preserve_index=False)
+        pq.write_table(data, tmp, **part_options(key))
         tmp.replace(path)
         return path
 
     def append_sources(
-        self, table: str, view: ViewSpec, sources: list[pd.DataFrame]
+        self, table: str, view: ViewSpec, sources: list[FeatureBlock]
     ) -> WriteResult | None:
-        """Prod: one binary COPY straight from processor frames (`pg_copy.encode_sources`);
-        None when that path does not apply (local profile, a table not yet known on this
-        connection, a frame that does not fit): the caller appends the log frames instead."""
-        if self.settings.profile != "prod" or table not in self._ready:
+        """One append straight from processor arrays (`view_rows.FeatureBlock`): prod one binary
+        COPY (`pg_copy.encode_sources`), local one Parquet part built as an Arrow table with the
+        frame path's schema. None when that path does not apply (prod: a table not yet known
+        on this connection; a block that does not fit): the caller appends the log frames."""
+        if self.settings.profile != "prod":
+            arrow = self._arrow_of(view, sources)
+            if arrow is None:
+                return None
+            self._write_part(table, arrow, view.join_key)
+            return WriteResult(table, arrow.num_rows, 0, -1)
+        if table not in self._ready:
             return None
         if self._conn is None or self._conn.closed:
             return None
@@ -156,6 +172,39 @@ class OfflineLog:
             return None
         rows = sum(len(s) for s in sources)
         return self._copy_pg(table, payload, rows)
+
+    def _arrow_of(self, view: ViewSpec, sources: list[FeatureBlock]) -> pa.Table | None:
+        """The Arrow table `pa.Table.from_pandas(log frame)` would give (same schema, NaN as
+        null), built from whole arrays; None if a block holds one (entity, time) twice."""
+        from stream_jobs.view_rows import FeatureBlock
+
+        block = FeatureBlock.concat(sources)
+        if len(set(zip(block.keys.tolist(), block.event_ms.tolist(), strict=True))) != len(block):
+            return None
+        layout = (view, block.float_names, block.int_names)
+        schema = self._schemas.get(layout)
+        if schema is None:
+            sample = block.take(np.arange(1)).log_frame(view)
+            schema = self._schemas[layout] = pa.Table.from_pandas(
+                sample, preserve_index=False
+            ).schema
+        created = pd.Timestamp.now(tz="UTC").value // 1000
+        n = len(block)
+        cols = {
+            view.join_key: block.keys,
+            "event_timestamp": block.event_ms * 1_000_000,
+            "created_timestamp": np.full(n, created, dtype=np.int64),
+        }
+        cols.update({f: block.floats[:, j] for j, f in enumerate(block.float_names)})
+        cols.update({f: block.ints[:, j] for j, f in enumerate(block.int_names)})
+        arrays = []
+        for field in schema:
+            values = cols[field.name]
+            if pa.types.is_timestamp(field.type):
+                arrays.append(pa.array(values, type=pa.int64()).cast(field.type))
+            else:
+                arrays.append(pa.array(values, type=field.type, from_pandas=True))
+        return pa.Table.from_arrays(arrays, schema=schema)
 
     def _append_pg(self, table: str, view: ViewSpec, df: pd.DataFrame) -> WriteResult:
         """One binary COPY (`stream_jobs.pg_copy`; CSV COPY if a column cannot go binary) into a

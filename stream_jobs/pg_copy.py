@@ -15,10 +15,14 @@ NaN floats and missing integers are written as NULL, exactly what the CSV path (
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from stream_jobs.view_rows import FeatureBlock
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
@@ -178,29 +182,28 @@ def matches(types: dict[str, str], table_types: dict[str, str]) -> bool:
 
 
 def encode_sources(
-    sources: list[pd.DataFrame], key: str, features: list[tuple[str, str]], created_us: int
+    sources: list[FeatureBlock], key: str, features: list[tuple[str, str]], created_us: int
 ) -> Payload | None:
-    """One payload straight from processor frames (join key, `event_time_ms`, feature columns as
-    plain numpy float64 / int64), skipping the pandas log frame; None when a frame does not fit
-    (a dtype, a duplicate (entity, event time) in a frame): the caller then uses `encode`.
+    """One payload straight from processor arrays (`view_rows.FeatureBlock`), skipping the pandas
+    log frame; None when a block does not fit (another feature layout, a duplicate (entity,
+    event time) in a block): the caller then uses `encode`.
 
     Why: building the log frame (nullable dtypes, timestamps) and gathering it again cost ~9 ms
-    of GIL-holding work per 1,000 rows on the writer thread, competing with the consumer thread.
+    of GIL-holding work per 1,000 rows on the writer thread, competing with the consumer thread;
+    from the blocks it is a few whole-array copies.
     """
-    floats = [f for f, d in features if d == "float64"]
-    ints = [f for f, d in features if d == "int64"]
+    floats = tuple(f for f, d in features if d == "float64")
+    ints = tuple(f for f, d in features if d == "int64")
     if len(floats) + len(ints) != len(features) or not sources:
         return None
     keys_all: list[bytes] = []
     blocks: list[np.ndarray] = []
     nulls: list[np.ndarray] = []
     for part, src in enumerate(sources):
-        if not all(src[f].dtype == np.float64 for f in floats):
+        if src.float_names != floats or src.int_names != ints:
             return None
-        if not all(src[f].dtype == np.int64 for f in ints):
-            return None
-        ms = src["event_time_ms"].to_numpy(dtype=np.int64)
-        symbols = src[key].tolist()
+        ms = src.event_ms
+        symbols = src.keys.tolist()
         if len(set(zip(symbols, ms.tolist(), strict=True))) != len(symbols):
             return None
         n = len(src)
@@ -209,11 +212,10 @@ def encode_sources(
         values[:, 0] = (ms * 1000 - PG_EPOCH_US).view(np.uint64)
         created = np.array([created_us + part - PG_EPOCH_US], dtype=np.int64)  # later: later
         values[:, 1] = created.view(np.uint64)[0]
-        fblock = src[floats].to_numpy(dtype=np.float64)
-        values[:, 2 : 2 + len(floats)] = fblock.view(np.uint64)
-        null[:, 2 : 2 + len(floats)] = np.isnan(fblock)
-        values[:, 2 + len(floats) :] = src[ints].to_numpy(dtype=np.int64).view(np.uint64)
-        keys_all += [str(s).encode() for s in symbols]
+        values[:, 2 : 2 + len(floats)] = src.floats.view(np.uint64)
+        null[:, 2 : 2 + len(floats)] = np.isnan(src.floats)
+        values[:, 2 + len(floats) :] = src.ints.view(np.uint64)
+        keys_all += [s.encode() for s in symbols]
         blocks.append(values)
         nulls.append(null)
     values = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]

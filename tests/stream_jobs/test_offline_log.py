@@ -217,3 +217,38 @@ def test_processor_frames_go_binary_directly_and_store_the_same(log_prod, real_o
         b = conn.execute(f'SELECT {nulls} FROM "via_sources"').fetchone()
     assert a == b and sum(a) > 0
     assert log.append_sources("not_known_yet", view, [real_output[0].source]) is None
+
+
+def test_local_parts_from_processor_arrays_equal_parts_from_frames(
+    settings_factory,
+    real_output,  # noqa: ANN001
+) -> None:
+    """Local profile: `append_sources` writes a Parquet part straight from the processor's
+    arrays (an Arrow table, no pandas frame). The oracle is pyarrow's own `from_pandas` of the
+    log frame (the frame path): same schema (pandas metadata included), same values, NaN read
+    back as null, whatever reads the parts (pyarrow, DuckDB)."""
+    import duckdb
+    import pyarrow.parquet as pq
+
+    local = settings_factory("local", "offline_log_arrays")
+    view = market_view()
+    log = OfflineLog(local)
+    log.append_frame("by_frames", view, pd.concat([r.frame() for r in real_output]))
+    assert log.append_sources("by_arrays", view, [r.source for r in real_output]) is not None
+    a, b = log.parts("by_frames"), log.parts("by_arrays")
+    assert len(a) == len(b) == 1
+    schema_a, schema_b = pq.read_schema(a[0]), pq.read_schema(b[0])
+    assert schema_a.equals(schema_b, check_metadata=False)
+    assert schema_a.pandas_metadata["columns"] == schema_b.pandas_metadata["columns"]
+    key = ["symbol", "event_timestamp"]
+    want = pq.read_table(a[0]).to_pandas().drop(columns="created_timestamp")
+    got = pq.read_table(b[0]).to_pandas().drop(columns="created_timestamp")
+    pd.testing.assert_frame_equal(
+        got.sort_values(key).reset_index(drop=True), want.sort_values(key).reset_index(drop=True)
+    )
+    nulls = [f'count(*) FILTER (WHERE "{c}" IS NULL)' for c in ("ret_1", "rv_20")]
+    counts = [
+        duckdb.sql(f"SELECT {', '.join(nulls)} FROM read_parquet('{p}')").fetchall()[0]
+        for p in (a[0], b[0])
+    ]
+    assert counts[0] == counts[1] and sum(counts[0]) > 0

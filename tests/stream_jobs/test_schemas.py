@@ -107,3 +107,52 @@ def test_a_key_that_is_not_the_entity_is_key_mismatch() -> None:
     with pytest.raises(InvalidMessage) as err:
         check_key(TOPIC_POSITIONS, b"SPY", position)  # keyed by symbol instead of account
     assert err.value.reason == "key_mismatch"
+
+
+# Values each bar field takes in the wiring test below: valid ones (float, int), and every kind of
+# bad one the rules name (type, sign, range, bool, missing, the edges of the ranges).
+FIELD_VALUES = {
+    "symbol": ["SPY", "", 7, None, ...],
+    "event_time_ms": [1381152600000, 0, -1, 1.5e12, True, "1", ..., 10**15],
+    "open": [168.0, 168, 167.9, 168.5, 0.0, -1.0, True, "168", ...],
+    "high": [168.5, 169, 167.9, 1e308, ...],
+    "low": [167.9, 167, 0.0, 168.6, ...],
+    "close": [168.2, 168.5, 167.9, 170.0, None],
+    "volume": [1000.0, 0, 0.0, -5.0, 1e308, False, ...],
+}
+
+
+def _variants() -> list[dict[str, object]]:
+    """Every single-field change of GOOD_BAR, and every pair of them (a few thousand)."""
+    names = list(FIELD_VALUES)
+    out = []
+    for i, a in enumerate(names):
+        for va in FIELD_VALUES[a]:
+            out.append({a: va})
+            for b in names[i + 1 :]:
+                out.extend({a: va, b: vb} for vb in FIELD_VALUES[b])
+    return out
+
+
+def test_wiring_fast_bar_path_agrees_with_the_checked_path() -> None:
+    """`_bar`'s fast path must accept exactly what `_bar_checked` (the rules one by one) accepts,
+    with the same values, and leave every rejection (and its reason) to it."""
+    from stream_jobs.schemas import _bar as bar_fast
+    from stream_jobs.schemas import _bar_checked
+
+    now = int(time.time() * 1000)
+    accepted = rejected = 0
+    for change in _variants():
+        msg = {k: v for k, v in {**GOOD_BAR, **change}.items() if v is not ...}
+        try:
+            want = _bar_checked(dict(msg), now)
+        except InvalidMessage as exc:
+            with pytest.raises(InvalidMessage) as err:
+                bar_fast(dict(msg), now)
+            assert err.value.reason == exc.reason, change
+            rejected += 1
+            continue
+        got = bar_fast(dict(msg), now)
+        assert got == want and all(type(got[k]) is type(want[k]) for k in want), change
+        accepted += 1
+    assert accepted > 100 and rejected > 500  # both sides of the rules were exercised
