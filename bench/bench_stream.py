@@ -599,7 +599,7 @@ def main() -> None:
             rate, info = job_rate(settings, broker.bootstrap, len(msgs), river=False)
             results["job: Kafka -> decode -> catalog -> Redis, no River (events/s)"] = rate
             results["job no River: offline log appends (coalesced batches)"] = info["log_writes"]
-            results["job no River: of which straight from the processor frames"] = info[
+            results["job no River: of which straight from the processor arrays"] = info[
                 "log_direct"
             ]
             results["job no River: batches"] = info["batches"]
@@ -609,7 +609,7 @@ def main() -> None:
             results["job: Kafka -> decode -> catalog + River -> Redis (events/s)"] = rate
             results["job with River: mean batch of 1,000 (s)"] = info["mean_batch_s"]
             results["job with River: offline log appends (coalesced batches)"] = info["log_writes"]
-            results["job with River: of which straight from the processor frames"] = info[
+            results["job with River: of which straight from the processor arrays"] = info[
                 "log_direct"
             ]
             results["job with River: batches"] = info["batches"]
