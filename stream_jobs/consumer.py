@@ -471,8 +471,7 @@ class StreamLoop:
         events: list[Event] = []
         now_ms = int(time.time() * 1000)
         per_topic: dict[str, int] = {}
-        self._raw = {}
-        raw = self._raw
+        raw = self._raw = {}
         for m in msgs:
             topic = m.topic()
             per_topic[topic] = per_topic.get(topic, 0) + 1

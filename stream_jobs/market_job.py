@@ -26,7 +26,6 @@ from stream_jobs.view_rows import FeatureBlock, ViewRows
 from stream_jobs.views import ANOMALY_FEATURES, market_view, tick_view
 
 TICK_LOG = "stream_trade_tick_log"
-ANOMALY_NAMES = [name for name, _ in ANOMALY_FEATURES]
 _PRICES = operator.itemgetter("open", "high", "low", "close", "volume")
 
 

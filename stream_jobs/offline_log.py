@@ -154,33 +154,31 @@ class OfflineLog:
     ) -> WriteResult | None:
         """One append straight from processor arrays (`view_rows.FeatureBlock`): prod one binary
         COPY (`pg_copy.encode_sources`), local one Parquet part built as an Arrow table with the
-        frame path's schema. None when that path does not apply (prod: a table not yet known
-        on this connection; a block that does not fit): the caller appends the log frames."""
+        frame path's schema. None when that path does not apply (a block not in the view's
+        layout or holding an (entity, time) twice; prod: a table not yet known on this
+        connection, or of other column types): the caller appends the log frames."""
+        if not sources or any(not s.fits(view) or s.has_repeats() for s in sources):
+            return None
         if self.settings.profile != "prod":
             arrow = self._arrow_of(view, sources)
-            if arrow is None:
-                return None
             self._write_part(table, arrow, view.join_key)
             return WriteResult(table, arrow.num_rows, 0, -1)
         if table not in self._ready:
             return None
         if self._conn is None or self._conn.closed:
             return None
-        created_us = time.time_ns() // 1000
-        payload = pg_copy.encode_sources(sources, view.join_key, list(view.features), created_us)
-        if payload is None or not pg_copy.matches(payload.types, self._types[table]):
+        payload = pg_copy.encode_sources(sources, view.join_key, time.time_ns() // 1000)
+        if not pg_copy.matches(payload.types, self._types[table]):
             return None
         rows = sum(len(s) for s in sources)
         return self._copy_pg(table, payload, rows)
 
-    def _arrow_of(self, view: ViewSpec, sources: list[FeatureBlock]) -> pa.Table | None:
+    def _arrow_of(self, view: ViewSpec, sources: list[FeatureBlock]) -> pa.Table:
         """The Arrow table `pa.Table.from_pandas(log frame)` would give (same schema, NaN as
-        null), built from whole arrays; None if a block holds one (entity, time) twice."""
+        null), built from whole arrays (blocks already checked by `append_sources`)."""
         from stream_jobs.view_rows import FeatureBlock
 
         block = FeatureBlock.concat(sources)
-        if len(set(zip(block.keys.tolist(), block.event_ms.tolist(), strict=True))) != len(block):
-            return None
         layout = (view, block.float_names, block.int_names)
         schema = self._schemas.get(layout)
         if schema is None:

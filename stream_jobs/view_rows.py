@@ -90,6 +90,15 @@ class FeatureBlock:
             first.int_names,
         )
 
+    def fits(self, view: ViewSpec) -> bool:
+        """True if this block's columns are `view`'s features in `view`'s layout."""
+        return self.layout(view) == (self.float_names, self.int_names)
+
+    def has_repeats(self) -> bool:
+        """True if some (entity, event time) occurs twice (the processors never emit that)."""
+        pairs = zip(self.keys.tolist(), self.event_ms.tolist(), strict=True)
+        return len(set(pairs)) != len(self)
+
     def take(self, idx: np.ndarray) -> FeatureBlock:
         return FeatureBlock(
             self.keys[idx],

@@ -252,3 +252,11 @@ def test_local_parts_from_processor_arrays_equal_parts_from_frames(
         for p in (a[0], b[0])
     ]
     assert counts[0] == counts[1] and sum(counts[0]) > 0
+    # blocks the direct path must not take: left to the frame path (None), nothing written
+    from stream_jobs.view_rows import FeatureBlock
+    from stream_jobs.views import tick_view
+
+    twice = FeatureBlock.concat([real_output[0].source, real_output[0].source])
+    assert log.append_sources("by_arrays", view, [twice]) is None
+    assert log.append_sources("by_arrays", tick_view(), [real_output[0].source]) is None
+    assert len(log.parts("by_arrays")) == 1
