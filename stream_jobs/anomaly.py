@@ -319,6 +319,14 @@ class AnomalyScorer:
     def restore(self, state: Mapping[str, Any]) -> None:
         """Put a `snapshot` back (its symbols replace any state this scorer has for them)."""
         self.check(state)
+        # Every per-slot field is overwritten below: new symbols take free slots as they are
+        # (no fresh model each, which `slots` would build and this would throw away), after one
+        # growth to the size needed (not doubling step by step).
+        new = [s for s in dict.fromkeys(state["symbols"]) if s not in self.slot_of]
+        if len(new) > len(self._free):
+            self._grow(max(self._cap + len(new) - len(self._free), 2 * self._cap, 64))
+        for s in new:
+            self.slot_of[s] = self._free.pop()
         idx = self.slots(state["symbols"])
         self.l_mass[idx] = state["l_mass"]
         self.r_mass[idx] = state["r_mass"]

@@ -248,7 +248,7 @@ class StreamLoop:
         self._online_batches = 0
         self._log: LogWriter | None = None  # the offline-log writer thread (while running)
         self._pending: list[_Pending] = []  # batches handed to it, in order, offsets uncommitted
-        self._retry_lock = threading.Lock()
+        self._counts_lock = threading.Lock()  # summary counts the writer threads update
         self._raw: dict[tuple[str, int, int], Any] = {}  # this batch's messages by coordinates
         self._dead: DeadLetters | None = None
         self.retry_policy = retry.RetryPolicy(
@@ -311,27 +311,62 @@ class StreamLoop:
             self._checkpoint_offsets.pop(p, None)
             self._saved.pop(p, None)
 
-    def _save_checkpoint(self, partition: int) -> None:
+    def _save_checkpoint(self, partition: int, background: bool = False) -> None:
+        """Checkpoint one partition at its current offsets: now (revoke, shutdown: the next owner
+        must find it), or with the write on the checkpointer's thread (`background`, the
+        periodic rounds: the batch waits for the state capture only)."""
         if self.checkpoints is None:
             return
         offsets = {t: o for (t, p), o in self._positions.items() if p == partition}
         if not offsets or self._saved.get(partition) == offsets:
             return  # nothing new since the last checkpoint of this partition
         t0 = time.perf_counter()
+        if background:
+            try:
+                self.checkpoints.save_async(
+                    self.processor,
+                    partition,
+                    offsets,
+                    done=lambda size, exc: self._checkpoint_done(partition, offsets, size, exc),
+                )
+            except Exception as exc:  # noqa: BLE001 - a missed checkpoint only means a longer replay
+                logger.warning(
+                    "{}: checkpoint of [{}] failed: {}", self.processor.name, partition, exc
+                )
+                return
+            self._saved[partition] = offsets  # undone by `_checkpoint_done` if the write fails
+            return
+        self.checkpoints.flush()  # an older background write of it must not land after this one
         try:
             size = self.checkpoints.save(self.processor, partition, offsets)
         except Exception as exc:  # noqa: BLE001 - a missed checkpoint only means a longer replay
             logger.warning("{}: checkpoint of [{}] failed: {}", self.processor.name, partition, exc)
             return
         self._saved[partition] = offsets
-        self.summary.checkpoints += 1
+        self._checkpoint_done(partition, offsets, size, None, time.perf_counter() - t0)
+
+    def _checkpoint_done(
+        self,
+        partition: int,
+        offsets: dict[str, int],
+        size: int,
+        exc: BaseException | None,
+        seconds: float | None = None,
+    ) -> None:
+        """A checkpoint write finished (on the checkpointer's thread for background ones)."""
+        if exc is not None:
+            if self._saved.get(partition) == offsets:
+                self._saved.pop(partition, None)  # so the next round (or the revoke) writes it
+            return
+        with self._counts_lock:
+            self.summary.checkpoints += 1
         logger.debug(
-            "{}: checkpoint [{}] at {} ({} bytes, {:.3f}s)",
+            "{}: checkpoint [{}] at {} ({} bytes{})",
             self.processor.name,
             partition,
             offsets,
             size,
-            time.perf_counter() - t0,
+            "" if seconds is None else f", {seconds:.3f}s",
         )
 
     def _track_positions(self) -> None:
@@ -345,8 +380,9 @@ class StreamLoop:
         if self.checkpoints is None or not self.checkpoints.due(n_messages):
             return
         self._drain()
+        self.checkpoints.flush()  # the previous round's writes: at most one round in flight
         for p in sorted(self._live):
-            self._save_checkpoint(p)
+            self._save_checkpoint(p, background=True)
         self.checkpoints.mark_saved()
 
     def _bootstrap_events(self, events: Sequence[Event]) -> None:
@@ -496,7 +532,7 @@ class StreamLoop:
         """`fn` under the one retry policy; every retried attempt is counted."""
 
         def counted(_exc: BaseException, _delay: float) -> None:
-            with self._retry_lock:  # the log writer thread retries too
+            with self._counts_lock:  # the log writer thread retries too
                 self.summary.retries += 1
             self.metrics.retries.labels(self.metrics.job).inc()
 
@@ -866,6 +902,8 @@ class StreamLoop:
                     for p in sorted(self._live):
                         self._save_checkpoint(p)
             finally:
+                if self.checkpoints is not None:  # a background write in flight completes
+                    self.checkpoints.close()
                 if self._log is not None:  # unclean: whatever it holds is never committed
                     if not clean:
                         self._stop = True  # ends the writer's retries

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +177,80 @@ def test_checkpoint_restore_continues_like_the_original(local_settings: Settings
     assert a["anomaly_warm"].max() == 1  # River models carried over, not restarted
 
 
+class _HeldStore:
+    """A file store whose `save` waits until the test lets it go (a slow background write)."""
+
+    def __init__(self, inner: ck.FileCheckpointStore) -> None:
+        import threading
+
+        self.inner = inner
+        self.go = threading.Event()
+        self.fail = False
+
+    def save(self, group: str, partition: int, blob: bytes) -> None:
+        assert self.go.wait(30), "the test never released the write"
+        if self.fail:
+            raise OSError("disk full (test)")
+        self.inner.save(group, partition, blob)
+
+    def load(self, group: str, partition: int) -> bytes | None:
+        return self.inner.load(group, partition)
+
+    def delete(self, group: str) -> None:
+        self.inner.delete(group)
+
+
+def test_background_checkpoint_holds_the_state_of_its_capture(local_settings: Settings) -> None:
+    """The periodic round captures on the consumer thread and writes later: bars processed after
+    the capture (River's ADWINs included, which are live objects) must not leak into it. The
+    oracle is a processor that stopped at the capture and continues on the same bars."""
+    from stream_jobs.market_job import MarketProcessor
+
+    events = _events(
+        load_intraday_bars(local_settings.data_dir, start="2013-10-07", end="2013-10-09")
+    )
+    head, more, tail = events[:3000], events[3000:4000], events[4000:]
+    original, reference = MarketProcessor(), MarketProcessor()
+    original.process(head)
+    reference.process(head)
+    store = _HeldStore(ck.FileCheckpointStore(local_settings.profile_dir / "checkpoints"))
+    writer = ck.Checkpointer(store, "t.async")
+    done: list[tuple[int, BaseException | None]] = []
+    writer.save_async(original, 0, {TOPIC_BARS: 3000}, done=lambda n, e: done.append((n, e)))
+    original.process(more)  # the consumer goes on while the write waits
+    assert not done
+    store.go.set()
+    writer.close()
+    assert len(done) == 1 and done[0][0] > 0 and done[0][1] is None and writer.written == 1
+    ckpt = ck.Checkpointer(store, "t.async").load(0)
+    assert ckpt is not None and ckpt.offsets == {TOPIC_BARS: 3000}
+    restored = MarketProcessor()
+    ck.restore_partition_state(restored, 0, ckpt.state)
+    a, b = _rows(reference, more + tail), _rows(restored, more + tail)
+    assert len(a) == len(more) + len(tail)
+    pd.testing.assert_frame_equal(
+        a.drop(columns="created_timestamp"), b.drop(columns="created_timestamp")
+    )
+    assert len(_rows(original, more)) == 0  # it had folded them: late now, nothing emitted
+
+
+def test_failed_background_checkpoint_is_reported_and_counted(local_settings: Settings) -> None:
+    from stream_jobs.market_job import MarketProcessor
+
+    proc = MarketProcessor()
+    proc.process(_events(load_intraday_bars(local_settings.data_dir).head(200)))
+    store = _HeldStore(ck.FileCheckpointStore(local_settings.profile_dir / "checkpoints"))
+    store.fail = True
+    store.go.set()
+    writer = ck.Checkpointer(store, "t.fail")
+    done: list[tuple[int, BaseException | None]] = []
+    writer.save_async(proc, 0, {TOPIC_BARS: 200}, done=lambda n, e: done.append((n, e)))
+    writer.flush()
+    assert writer.failed == 1 and writer.written == 0
+    assert len(done) == 1 and isinstance(done[0][1], OSError)
+    assert store.load("t.fail", 0) is None
+
+
 @pytest.mark.parametrize("field", ["river", "format", "families", "state_slots", "anomaly"])
 def test_checkpoint_from_other_code_is_refused(local_settings: Settings, field: str) -> None:
     from stream_jobs.market_job import MarketProcessor
@@ -227,6 +302,14 @@ def test_postgres_checkpoint_round_trip_is_byte_exact(
             (blob,),
         )
     assert store.load("pg.raw", 1) == blob
+    with psycopg.connect(dsn, autocommit=True) as conn:  # zlib, as the version before LZ4 wrote it
+        conn.execute(
+            "INSERT INTO stream_checkpoints (group_id, partition, blob) VALUES ('pg.zlib', 1, %b)",
+            (zlib.compress(blob, 1),),
+        )
+    assert store.load("pg.zlib", 1) == blob
+    stored = ck.compress(blob)  # this version's rows: LZ4 behind its own magic
+    assert stored.startswith(ck.LZ4_MAGIC) and len(stored) < len(blob) // 2
     got = ck.Checkpointer(ck.PostgresCheckpointStore(dsn), "pg.group").load(0)
     assert got is not None and got.offsets == {TOPIC_BARS: 1500}
     restored = MarketProcessor()
