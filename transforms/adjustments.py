@@ -169,7 +169,7 @@ class ActionBook:
         before it belong to the basis the state already has)."""
         start, end = self.spans(symbols)
         ptr = start.copy()
-        for i in range(len(ptr)):
+        for i in np.flatnonzero(end > start).tolist():  # symbols without actions: nothing to find
             ptr[i] += int(
                 np.searchsorted(self.knowledge_ns[start[i] : end[i]], last_ns[i], side="right")
             )
@@ -218,6 +218,15 @@ class EngineActions:
         """Arguments of `engine.run_rows` / `update_one` after `enabled`."""
         b = self.book
         return self.next_ns, self.ptr, self.end, b.knowledge_ns, b.split_factor, b.dividend_factor
+
+    def reserve(self, n: int) -> None:
+        """Room for `n` slots (the arrays grow, new slots with no action pending); the caller
+        sets the slots it fills, as `OnlineFeatures.restore` does for the whole snapshot."""
+        if n > len(self.ptr):
+            extra = n - len(self.ptr)
+            self.ptr = np.concatenate([self.ptr, np.zeros(extra, np.int64)])
+            self.end = np.concatenate([self.end, np.zeros(extra, np.int64)])
+            self.next_ns = np.concatenate([self.next_ns, np.full(extra, NEVER, np.int64)])
 
     def assign(self, i: int, symbol: str) -> None:
         """Slot `i` now holds `symbol` (fresh state): its first action is pending; the arrays

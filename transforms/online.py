@@ -167,14 +167,24 @@ class OnlineFeatures:
                 f"{self.frequency.seconds}-second bars"
             )
         names = header["symbols"]
-        rows = np.fromiter((self._slot(s) for s in names), dtype=np.int64, count=len(names))
+        # New symbols get slots in one growth (not doubling per symbol); every field of their
+        # slots (state, last time, pending action) is set from the snapshot below.
+        new = [s for s in dict.fromkeys(names) if s not in self._index]
+        need = len(self._index) + len(new)
+        if need > len(self._last_ts):
+            grow = max(need, 2 * len(self._last_ts)) - len(self._last_ts)
+            self._state = np.concatenate([self._state, np.zeros((grow, STATE_SLOTS))])
+            self._last_ts = np.concatenate([self._last_ts, np.full(grow, NO_TIME, np.int64)])
+        self._pending.reserve(len(self._last_ts))
+        for s in new:
+            self._index[s] = len(self._index)
+        rows = np.fromiter((self._index[s] for s in names), dtype=np.int64, count=len(names))
         self._state[rows] = state
         self._last_ts[rows] = last
         again = self._book.cursor(names, last)
-        for k, i in enumerate(rows):
-            self._pending.ptr[i] = again.ptr[k]
-            self._pending.end[i] = again.end[k]
-            self._pending.next_ns[i] = again.next_ns[k]
+        self._pending.ptr[rows] = again.ptr
+        self._pending.end[rows] = again.end
+        self._pending.next_ns[rows] = again.next_ns
         return list(names)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -186,8 +196,8 @@ class OnlineFeatures:
         }
 
     def __setstate__(self, saved: dict[str, Any]) -> None:
-        self.__init__(  # type: ignore[misc]
-            actions=saved["book"], bar_frequency=saved.get("bar_seconds")
+        self.__init__(  # type: ignore[misc]  # `restore` sizes the arrays to the snapshot
+            capacity=16, actions=saved["book"], bar_frequency=saved.get("bar_seconds")
         )
         self.restore(saved["snapshot"])
         self.stale_bars = saved["stale_bars"]
@@ -250,11 +260,13 @@ class OnlineFeatures:
             _ALL,
             *self._pending.args(),
         )
-        frequency.annualise(out, self.frequency)
         n_stale = len(accepted) - int(accepted.sum())
         if n_stale:
             self.stale_bars += n_stale
             out, session, order = out[accepted], session[accepted], order[accepted]
+        # after dropping the stale rows: their part of `out` was never written (np.empty), and
+        # scaling whatever bytes it held overflowed (a RuntimeWarning in every late batch)
+        frequency.annualise(out, self.frequency)
         return FoldedBars(rows=order, floats=out, days=session)
 
     def update_many(self, bars: pd.DataFrame) -> pd.DataFrame:
