@@ -3,8 +3,16 @@
 Why River: the models learn one event at a time with O(1) state, the same shape as the stream job.
 Per symbol, `MinMaxScaler | HalfSpaceTrees` scores each bar's (log return, log volume, relative
 range) before learning it (score-then-learn: a bar never scores against a model that has already
-seen it, so there is no look-ahead), and ADWIN watches the log returns for a distribution change.
+seen it, so there is no look-ahead), and River's ADWIN watches the anomaly score for a change in
+its level (`drift_flag` on the bar where ADWIN cuts its window, `drift_count` so far).
 HalfSpaceTrees scores 0 until its first window (250 bars) fills; those bars are flagged `warm=0`.
+
+Why ADWIN on the score and not on the returns (its input until 2026-12-02): ADWIN's cut test is
+a Bernstein bound for values in [0, 1]; its additive term (about 2/3 ln(1/delta) / n) is far
+above any mean shift of raw minute log returns (~1e-4), so it never fired on any real series in
+shared/data and both columns were constant 0. The score is in [0, 1] by construction; on the
+replay week ADWIN cuts 4-16 times per symbol, at session opens and closes and on news days: the
+model's view of the market changed. Drift of a model's output is River's own use of ADWIN.
 
 `SymbolAnomalyModel` is that definition, in River, one bar at a time (the bench's baseline).
 `AnomalyScorer` computes the same numbers for a whole micro-batch in one compiled call
@@ -28,6 +36,7 @@ from stream_jobs.hst_kernel import FEATURES, Layout, build_layout
 
 DEFAULT_THRESHOLD = 0.97
 HST_WINDOW = 250
+DRIFT_INPUT = "anomaly_score"  # what ADWIN watches (a checkpoint's ADWINs must have seen it)
 SCORE_COLUMNS = (
     "bar_log_return",
     "anomaly_score",
@@ -87,7 +96,7 @@ class SymbolAnomalyModel:
         }
         score = float(self.model.score_one(x))
         self.model.learn_one(x)
-        self.adwin.update(ret)
+        self.adwin.update(score)
         drift = bool(self.adwin.drift_detected)
         self.drifts += drift
         self.seen += 1
@@ -256,9 +265,9 @@ class AnomalyScorer:
         counts = np.empty(n, dtype=np.int64)
         adwins = self._adwins
         drifts = self.drifts
-        for i, (slot, r) in enumerate(zip(slots.tolist(), ret.tolist(), strict=True)):
+        for i, (slot, s) in enumerate(zip(slots.tolist(), score.tolist(), strict=True)):
             adwin = adwins[slot]
-            adwin.update(r)
+            adwin.update(s)
             if adwin.drift_detected:
                 flags[i] = 1
                 drifts[slot] += 1

@@ -170,10 +170,14 @@ def operator_from_bytes(blob: bytes) -> Any:
 
 def anomaly_versions() -> dict[str, Any]:
     """What a scorer state was computed by: the kernel's version and the default tree layout."""
-    from stream_jobs.anomaly import AnomalyConfig
+    from stream_jobs.anomaly import DRIFT_INPUT, AnomalyConfig
     from stream_jobs.hst_kernel import KERNEL_VERSION
 
-    return {"kernel": KERNEL_VERSION, "layout": AnomalyConfig().layout().fingerprint}
+    return {
+        "kernel": KERNEL_VERSION,
+        "layout": AnomalyConfig().layout().fingerprint,
+        "drift_input": DRIFT_INPUT,  # ADWINs fed returns (before) must not go on with scores
+    }
 
 
 # ---- processor state per partition -----------------------------------------------------

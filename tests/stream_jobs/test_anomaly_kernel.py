@@ -7,9 +7,10 @@ once, several symbols interleaved, SPY with ~19 windows (so the window pivots ha
 across a snapshot -> restore mid-stream, and on named edge cases (a symbol's first bar, a
 constant price so the scaler's min == max, bars with zero volume).
 
-Note: ADWIN (delta 0.002) detects no drift on any real log-return series in shared/data (checked:
-the replay week, hourly bars, the 505 + 12 daily histories), so drift_flag / drift_count are 0
-throughout; they are still compared column for column.
+ADWIN watches the anomaly score (in [0, 1]). Fed the raw log returns, as it was until 2026-12-02,
+it detected no drift on any real series in shared/data (its bound is for values in [0, 1]): the
+week test below asserts that drift now fires for every symbol, so the drift columns compared
+here are not constant.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def river_scores(bars: pd.DataFrame, config: AnomalyConfig) -> pd.DataFrame:
         x = {"ret": ret, "log_volume": math.log1p(volume), "range": (high - low) / close}
         score = float(model.score_one(x))
         model.learn_one(x)
-        adwin.update(ret)
+        adwin.update(score)
         flag = int(adwin.drift_detected)
         st[2], st[3], st[4] = close, seen + 1, drifts + flag
         warm = int(st[3] > config.window_size)
@@ -91,11 +92,14 @@ def week_river(week: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_week_has_pivots_and_anomalies(week: pd.DataFrame, week_river: pd.DataFrame) -> None:
-    """The data exercises what is compared: SPY > 2 windows, warm bars, anomalies flagged."""
+    """The data exercises what is compared: SPY > 2 windows, warm bars, anomalies flagged, a
+    drift for every symbol."""
     assert (week["symbol"] == "SPY").sum() > 2 * AnomalyConfig().window_size
     assert week["symbol"].nunique() == 4
     assert week_river["anomaly_warm"].sum() > 0
     assert week_river["is_anomaly"].sum() > 0
+    drifts = week_river.groupby(week["symbol"].to_numpy())["drift_flag"].sum()
+    assert (drifts > 0).all() and len(drifts) == 4, drifts  # the drift columns are not constant
 
 
 @pytest.mark.parametrize("batch", [1, 7, None], ids=["batch1", "batch7", "all"])
