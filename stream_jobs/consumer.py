@@ -317,11 +317,16 @@ class StreamLoop:
         periodic rounds: the batch waits for the state capture only)."""
         if self.checkpoints is None:
             return
+        if not background:  # the next owner must find it: a write in flight lands first
+            self.checkpoints.flush()
         offsets = {t: o for (t, p), o in self._positions.items() if p == partition}
         if not offsets or self._saved.get(partition) == offsets:
             return  # nothing new since the last checkpoint of this partition
         t0 = time.perf_counter()
         if background:
+            # marked before the write starts: a failed write (on the checkpointer's thread, maybe
+            # before `save_async` returns) unmarks it in `_checkpoint_done`
+            self._saved[partition] = offsets
             try:
                 self.checkpoints.save_async(
                     self.processor,
@@ -330,13 +335,11 @@ class StreamLoop:
                     done=lambda size, exc: self._checkpoint_done(partition, offsets, size, exc),
                 )
             except Exception as exc:  # noqa: BLE001 - a missed checkpoint only means a longer replay
+                self._saved.pop(partition, None)
                 logger.warning(
                     "{}: checkpoint of [{}] failed: {}", self.processor.name, partition, exc
                 )
-                return
-            self._saved[partition] = offsets  # undone by `_checkpoint_done` if the write fails
             return
-        self.checkpoints.flush()  # an older background write of it must not land after this one
         try:
             size = self.checkpoints.save(self.processor, partition, offsets)
         except Exception as exc:  # noqa: BLE001 - a missed checkpoint only means a longer replay
