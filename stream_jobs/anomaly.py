@@ -180,11 +180,14 @@ class AnomalyScorer:
         self.drifts[slot] = 0
         self._adwins[slot] = drift.ADWIN(delta=self.config.adwin_delta)
 
-    def _new_slot(self, symbol: str) -> int:
+    def _new_slot(self, symbol: str, fresh: bool = True) -> int:
+        """A free slot for `symbol`; `fresh`: with a new model (False: the caller sets every
+        per-slot field, as `restore` does)."""
         if not self._free:
             self._grow(max(2 * self._cap, 64))
         slot = self._free.pop()
-        self._reset(slot)
+        if fresh:
+            self._reset(slot)
         self.slot_of[symbol] = slot
         return slot
 
@@ -335,7 +338,7 @@ class AnomalyScorer:
         if len(new) > len(self._free):
             self._grow(max(self._cap + len(new) - len(self._free), 2 * self._cap, 64))
         for s in new:
-            self.slot_of[s] = self._free.pop()
+            self._new_slot(s, fresh=False)
         idx = self.slots(state["symbols"])
         self.l_mass[idx] = state["l_mass"]
         self.r_mass[idx] = state["r_mass"]

@@ -133,14 +133,15 @@ def decode(blob: bytes) -> Checkpoint:
         raise CheckpointMismatch(f"checkpoint written by other code ({detail})")
     view = memoryview(blob)
     start = blob.index(b"\n", len(MAGIC)) + 1
-    pos = start + int(header["pickle_bytes"])
+    pickled = view[start : start + int(header["pickle_bytes"])]
+    pos = start + len(pickled)
     buffers = []
     for size in header["buffers"]:
         buffers.append(view[pos : pos + size])
         pos += size
     if pos != len(blob):
         raise ValueError(f"checkpoint of {len(blob)} bytes, its header accounts for {pos}")
-    state = pickle.loads(view[start : start + int(header["pickle_bytes"])], buffers=buffers)  # noqa: S301 - our own store, header checked
+    state = pickle.loads(pickled, buffers=buffers)  # noqa: S301 - our own store, header checked
     return Checkpoint(
         header["group"],
         int(header["partition"]),
@@ -361,9 +362,8 @@ class PostgresCheckpointStore:
             from finfeast.offline import lock_ddl
 
             with conn.transaction():
-                lock_ddl(
-                    conn, "stream_checkpoints"
-                )  # processes starting together on a new database
+                # processes starting together on a new database
+                lock_ddl(conn, "stream_checkpoints")
                 conn.execute(
                     "CREATE TABLE IF NOT EXISTS stream_checkpoints (group_id text, partition int, "
                     "blob bytea NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), "

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,27 +56,41 @@ def part_options(key: str | None) -> dict[str, Any]:
     }
 
 
+def log_frame(
+    view: ViewSpec,
+    keys: Sequence[Any],
+    event_ms: Sequence[int],
+    column: Callable[[str, str], Any],
+    created: datetime | None = None,
+) -> pd.DataFrame:
+    """The one log-frame layout: join key, event_timestamp (UTC), created_timestamp, one column
+    per feature in the view's dtype (float64 with NaN, nullable Int64, nullable boolean).
+    `column(name, dtype)` gives a feature's values; both the row path (`rows_to_frame`) and the
+    array path (`view_rows.FeatureBlock.log_frame`) build their frames here."""
+    created = created or datetime.now(UTC)
+    data: dict[str, Any] = {
+        view.join_key: keys,
+        "event_timestamp": pd.to_datetime(event_ms, unit="ms", utc=True),
+        "created_timestamp": pd.Series([created] * len(keys), dtype="datetime64[us, UTC]").array,
+    }
+    for name, dtype in view.features:
+        kind = {"float64": "float64", "int64": "Int64"}.get(dtype, "boolean")
+        data[name] = pd.array(column(name, dtype), dtype=kind)
+    return pd.DataFrame(data)
+
+
 def rows_to_frame(
     view: ViewSpec, rows: Sequence[Row], created: datetime | None = None
 ) -> pd.DataFrame:
-    """A log frame: join key, event_timestamp (UTC), created_timestamp, one column per feature."""
-    created = created or datetime.now(UTC)
-    data: dict[str, Any] = {
-        view.join_key: [r[0] for r in rows],
-        "event_timestamp": pd.to_datetime([r[1] for r in rows], unit="ms", utc=True),
-        "created_timestamp": pd.Series([created] * len(rows), dtype="datetime64[us, UTC]"),
-    }
-    for name, dtype in view.features:
+    """A log frame (`log_frame`) of per-row dicts (a missing float is NaN)."""
+
+    def column(name: str, dtype: str) -> list[Any]:
         values = [r[2].get(name) for r in rows]
         if dtype == "float64":
-            data[name] = pd.array(
-                [float("nan") if v is None else v for v in values], dtype="float64"
-            )
-        elif dtype == "int64":
-            data[name] = pd.array(values, dtype="Int64")
-        else:
-            data[name] = pd.array(values, dtype="boolean")
-    return pd.DataFrame(data)
+            return [float("nan") if v is None else v for v in values]
+        return values
+
+    return log_frame(view, [r[0] for r in rows], [r[1] for r in rows], column, created)
 
 
 def dedupe(df: pd.DataFrame, join_key: str) -> pd.DataFrame:
@@ -186,12 +200,15 @@ class OfflineLog:
             schema = self._schemas[layout] = pa.Table.from_pandas(
                 sample, preserve_index=False
             ).schema
-        created = pd.Timestamp.now(tz="UTC").value // 1000
-        n = len(block)
+        # block k is created 1 us after block k-1, as in the prod path (`encode_sources`): a
+        # later batch's row wins a tie on (entity, event time) in both profiles
+        created = time.time_ns() // 1000 + np.repeat(
+            np.arange(len(sources), dtype=np.int64), [len(s) for s in sources]
+        )
         cols = {
             view.join_key: block.keys,
             "event_timestamp": block.event_ms * 1_000_000,
-            "created_timestamp": np.full(n, created, dtype=np.int64),
+            "created_timestamp": created,
         }
         cols.update({f: block.floats[:, j] for j, f in enumerate(block.float_names)})
         cols.update({f: block.ints[:, j] for j, f in enumerate(block.int_names)})

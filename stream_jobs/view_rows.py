@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
+from stream_jobs.offline_log import log_frame as build_log_frame
 from stream_jobs.offline_log import rows_to_frame
 from stream_jobs.online_writer import Row, latest_per_entity
 from stream_jobs.views import ViewSpec
@@ -137,23 +139,16 @@ class FeatureBlock:
         last = dict(zip(self.keys[order].tolist(), order.tolist(), strict=True))
         return np.fromiter(last.values(), dtype=np.int64, count=len(last))
 
-    def log_frame(self, view: ViewSpec, created: pd.Timestamp | None = None) -> pd.DataFrame:
-        """The offline log's frame of these rows (what `offline_log.rows_to_frame` builds)."""
-        created = created if created is not None else pd.Timestamp.now(tz="UTC")
-        n = len(self)
+    def log_frame(self, view: ViewSpec, created: datetime | None = None) -> pd.DataFrame:
+        """The offline log's frame of these rows (`offline_log.log_frame`, as for row dicts)."""
         where = {name: (self.floats, j) for j, name in enumerate(self.float_names)}
         where.update({name: (self.ints, j) for j, name in enumerate(self.int_names)})
-        columns: dict[str, object] = {
-            view.join_key: self.keys,
-            "event_timestamp": pd.to_datetime(self.event_ms, unit="ms", utc=True),
-            "created_timestamp": pd.Series([created] * n, dtype="datetime64[us, UTC]").array,
-        }
-        for name, dtype in view.features:
+
+        def column(name: str, _dtype: str) -> np.ndarray:
             block, j = where[name]
-            columns[name] = pd.array(
-                block[:, j], dtype="float64" if dtype == "float64" else "Int64"
-            )
-        return pd.DataFrame(columns)
+            return block[:, j]
+
+        return build_log_frame(view, self.keys, self.event_ms, column, created)
 
 
 class ViewRows:

@@ -232,11 +232,7 @@ class EngineActions:
         """Slot `i` now holds `symbol` (fresh state): its first action is pending; the arrays
         grow (doubling) when `i` is past their end."""
         if i >= len(self.ptr):
-            n = max(2 * len(self.ptr), i + 1)
-            extra = n - len(self.ptr)
-            self.ptr = np.concatenate([self.ptr, np.zeros(extra, np.int64)])
-            self.end = np.concatenate([self.end, np.zeros(extra, np.int64)])
-            self.next_ns = np.concatenate([self.next_ns, np.full(extra, NEVER, np.int64)])
+            self.reserve(max(2 * len(self.ptr), i + 1))
         start, end = self.book.span(symbol)
         self.ptr[i], self.end[i] = start, end
         self.next_ns[i] = self.book.knowledge_ns[start] if start < end else NEVER

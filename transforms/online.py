@@ -121,15 +121,20 @@ class OnlineFeatures:
             raise KeyError(f"no state for symbol {symbol!r}")
         return self._state.itemsize * STATE_SLOTS + self._last_ts.itemsize
 
+    def _reserve(self, n: int) -> None:
+        """Room for `n` symbols (at least doubling, so appending one at a time stays O(1)
+        amortised); new rows are empty states with no bar folded."""
+        have = len(self._last_ts)
+        if n > have:
+            grow = max(n, 2 * have) - have
+            self._state = np.concatenate([self._state, np.zeros((grow, STATE_SLOTS))])
+            self._last_ts = np.concatenate([self._last_ts, np.full(grow, NO_TIME, np.int64)])
+
     def _slot(self, symbol: str) -> int:
         i = self._index.get(symbol)
         if i is None:
             i = len(self._index)
-            if i == len(self._last_ts):
-                self._state = np.concatenate([self._state, np.zeros_like(self._state)])
-                self._last_ts = np.concatenate(
-                    [self._last_ts, np.full(len(self._last_ts), NO_TIME, dtype=np.int64)]
-                )
+            self._reserve(i + 1)
             self._index[symbol] = i
             self._pending.assign(i, symbol)
         return i
@@ -170,11 +175,7 @@ class OnlineFeatures:
         # New symbols get slots in one growth (not doubling per symbol); every field of their
         # slots (state, last time, pending action) is set from the snapshot below.
         new = [s for s in dict.fromkeys(names) if s not in self._index]
-        need = len(self._index) + len(new)
-        if need > len(self._last_ts):
-            grow = max(need, 2 * len(self._last_ts)) - len(self._last_ts)
-            self._state = np.concatenate([self._state, np.zeros((grow, STATE_SLOTS))])
-            self._last_ts = np.concatenate([self._last_ts, np.full(grow, NO_TIME, np.int64)])
+        self._reserve(len(self._index) + len(new))
         self._pending.reserve(len(self._last_ts))
         for s in new:
             self._index[s] = len(self._index)
