@@ -482,9 +482,15 @@ class Checkpointer:
         return Captured(ckpt, payload, buffers)
 
     def write(self, captured: Captured) -> int:
-        """Phase 2: the blob into the store; its size in bytes."""
-        blob = encode_payload(captured.ckpt, captured.payload, captured.buffers)
-        self.store.save(self.group, captured.ckpt.partition, blob)
+        """Phase 2: the blob into the store; its size in bytes. A failure is counted (`failed`,
+        whichever thread writes) and re-raised."""
+        try:
+            blob = encode_payload(captured.ckpt, captured.payload, captured.buffers)
+            self.store.save(self.group, captured.ckpt.partition, blob)
+        except Exception:
+            with self._lock:
+                self.failed += 1
+            raise
         with self._lock:
             self.written += 1
         return len(blob)
@@ -508,9 +514,7 @@ class Checkpointer:
         def run() -> int:
             try:
                 size = self.write(captured)
-            except Exception as exc:  # noqa: BLE001 - reported to `done`, counted, logged
-                with self._lock:
-                    self.failed += 1
+            except Exception as exc:  # noqa: BLE001 - reported to `done`, logged (`write` counts it)
                 logger.warning(
                     "checkpoint of {}[{}] failed (a longer replay on takeover): {}",
                     self.group,
