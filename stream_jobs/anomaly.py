@@ -23,6 +23,7 @@ is a handful of numpy arrays, which is what a checkpoint stores (`snapshot` / `r
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -303,7 +304,9 @@ class AnomalyScorer:
 
     # ---- checkpoint state ------------------------------------------------------------
     def snapshot(self, symbols: Iterable[str]) -> dict[str, Any]:
-        """The state of `symbols` (those this scorer has) as numpy arrays + River's ADWINs."""
+        """The state of `symbols` (those this scorer has) as numpy arrays (copies) + River's
+        ADWINs (the live objects, not copies: pickle the snapshot, as a checkpoint capture does,
+        before this scorer folds more bars)."""
         names = [s for s in symbols if s in self.slot_of]
         idx = np.array([self.slot_of[s] for s in names], dtype=np.int64)
         return {
@@ -331,6 +334,16 @@ class AnomalyScorer:
     def restore(self, state: Mapping[str, Any]) -> None:
         """Put a `snapshot` back (its symbols replace any state this scorer has for them)."""
         self.check(state)
+        names = list(state["symbols"])
+        # River's ADWINs are live objects: the first restore of a state takes them (as its
+        # arrays, `_take`), a later one of the same state gets copies, so two scorers never
+        # share a model. A state's masses lose their write flag once restored (`adopt`).
+        owned = bool(state["l_mass"].flags.writeable)
+        adwins = state["adwin"] if owned else [copy.deepcopy(a) for a in state["adwin"]]
+        if not self.slot_of and len(set(names)) == len(names):
+            self._take(state, names, adwins)
+            return
+        state["l_mass"].flags.writeable = False
         # Every per-slot field is overwritten below: new symbols take free slots as they are
         # (no fresh model each, which `slots` would build and this would throw away), after one
         # growth to the size needed (not doubling step by step).
@@ -346,5 +359,20 @@ class AnomalyScorer:
         self.hi[idx] = state["hi"]
         for k in _SCALARS:
             getattr(self, k)[idx] = state[k]
-        for slot, adwin in zip(idx.tolist(), state["adwin"], strict=True):
+        for slot, adwin in zip(idx.tolist(), adwins, strict=True):
             self._adwins[slot] = adwin
+
+    def _take(self, state: Mapping[str, Any], names: list[str], adwins: list[Any]) -> None:
+        """Restore into a scorer with no symbol: the snapshot's arrays become the slab (taken
+        over, not copied, when writable: `adopt`); slot i is the i-th symbol, no free slot."""
+        from transforms.online import adopt
+
+        fields = ("l_mass", "r_mass", "lo", "hi", *_SCALARS)
+        if any(len(state[k]) != len(names) for k in (*fields, "adwin")):
+            raise AnomalyStateMismatch("anomaly state: arrays and symbols differ in length")
+        for k in fields:
+            setattr(self, k, adopt(state[k], getattr(self, k).dtype))
+        self._adwins = list(adwins)
+        self.slot_of = {s: i for i, s in enumerate(names)}
+        self._free = []
+        self._cap = len(names)

@@ -8,7 +8,10 @@ per-symbol stamps; or the account states) is written with the offsets just commi
 owner restores it and replays only [checkpoint offset, committed offset) (`StreamLoop._rebuild`).
 
 Format: `MAGIC` + one JSON header line + a pickle (protocol 5) + the pickle's out-of-band buffers
-(the state's arrays and byte strings, copied once, sizes in the header). The header carries the format version,
+(the state's arrays, copied once, sizes in the header), each at an `ALIGN`-byte offset of the
+blob. Decoded from a writable, aligned buffer (what both stores' `load` return), the arrays are
+views of it that a restore takes over as the live state (`transforms.online.adopt`): no copy
+between the store's read and the running job. The header carries the format version,
 the River version (River pickles do not load across versions), the catalog's bar-family code
 hashes, the engine's state layout size and the anomaly kernel's version + tree layout hash; any
 mismatch is refused loudly (logged, counted) and the partition falls back to bootstrap from
@@ -20,14 +23,15 @@ Stores (the profile's): local = one file per (group, partition) under
 `<workdir>/<profile>/checkpoints/<group>/` (temp file + atomic rename); prod = a PostgreSQL table
 `stream_checkpoints` (one row per (group, partition), upserted).
 
-The catalog operator is serialised by `operator_to_bytes` / `operator_from_bytes` only: pickle of
-the `OnlineFeatures` object today; switch these two to `OnlineFeatures.snapshot()` /
-`restore()` when the engine's snapshot lands.
+The catalog operator travels as its pickle state (`OnlineFeatures.__getstate__`: a versioned
+header, the state rows and last event times as arrays, the corporate-action book) and comes back
+through `OnlineFeatures.from_state`, which checks the header as `OnlineFeatures.restore` does.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import threading
 import time
@@ -44,9 +48,11 @@ from finfeast.config import Settings
 from finfeast.errors import FinfeastError
 
 # 3: River models as the scorer's arrays (AnomalyScorer.snapshot); 4: arrays and the catalog
-# state's bytes out-of-band after the pickle (pickle protocol 5), their sizes in the header
-FORMAT_VERSION = 4
+# state's bytes out-of-band after the pickle (pickle protocol 5), their sizes in the header;
+# 5: buffers at aligned offsets, the catalog state as arrays (restores take them over)
+FORMAT_VERSION = 5
 MAGIC = b"FFCKPT1\n"
+ALIGN = 64  # bytes: each buffer's offset in the blob (numba wants aligned arrays; cache lines)
 
 
 class CheckpointMismatch(FinfeastError):
@@ -101,7 +107,7 @@ def encode_payload(
     ckpt: Checkpoint, payload: bytes, buffers: list[pickle.PickleBuffer] | tuple = ()
 ) -> bytes:
     """The blob of `ckpt` whose state is already pickled (`pickle_state`): MAGIC, header,
-    pickle, buffers (one copy of each)."""
+    pickle, buffers (one copy of each, zero-padded to `ALIGN`-byte offsets)."""
     raws = [b.raw() for b in buffers]
     header = {
         **code_versions(),
@@ -111,32 +117,57 @@ def encode_payload(
         "created_ms": ckpt.created_ms,
         "pickle_bytes": len(payload),
         "buffers": [r.nbytes for r in raws],
+        "align": ALIGN,
     }
-    return b"".join((MAGIC, json.dumps(header, sort_keys=True).encode(), b"\n", payload, *raws))
+    parts: list[Any] = [MAGIC, json.dumps(header, sort_keys=True).encode(), b"\n", payload]
+    pos = sum(len(p) for p in parts)
+    for raw in raws:
+        parts += (bytes(-pos % ALIGN), raw)
+        pos += -pos % ALIGN + raw.nbytes
+    return b"".join(parts)
 
 
-def read_header(blob: bytes) -> dict[str, Any]:
-    if not blob.startswith(MAGIC):
+def _bytes_view(blob: Any) -> memoryview:
+    """`blob` (bytes, bytearray, memoryview, an Arrow buffer) as a flat memoryview of bytes."""
+    view = memoryview(blob)
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+
+
+def _header_end(view: memoryview) -> int:
+    """Index of the newline that ends the header line (searched without copying the blob)."""
+    step = 1 << 16
+    for chunk in range(len(MAGIC), len(view), step):
+        found = bytes(view[chunk : chunk + step]).find(b"\n")
+        if found >= 0:
+            return chunk + found
+    raise CheckpointMismatch("not a finfeast checkpoint (no header line)")
+
+
+def read_header(blob: Any) -> dict[str, Any]:
+    view = _bytes_view(blob)
+    if bytes(view[: len(MAGIC)]) != MAGIC:
         raise CheckpointMismatch("not a finfeast checkpoint (bad magic bytes)")
-    end = blob.index(b"\n", len(MAGIC))
-    return json.loads(blob[len(MAGIC) : end])
+    return json.loads(bytes(view[len(MAGIC) : _header_end(view)]))
 
 
-def decode(blob: bytes) -> Checkpoint:
+def decode(blob: Any) -> Checkpoint:
     """The checkpoint in `blob`; CheckpointMismatch when other code wrote it (nothing unpickled).
-    Arrays of the state are views of `blob` (read-only), not copies."""
+    Arrays of the state are views of `blob`, not copies: writable when `blob` is (the stores'
+    `load` return writable buffers, so a restore takes them over instead of copying)."""
     header = read_header(blob)
     expected = code_versions()
     diffs = [k for k, v in expected.items() if header.get(k) != v]
     if diffs:
         detail = "; ".join(f"{k}: stored {header.get(k)!r}, running {expected[k]!r}" for k in diffs)
         raise CheckpointMismatch(f"checkpoint written by other code ({detail})")
-    view = memoryview(blob)
-    start = blob.index(b"\n", len(MAGIC)) + 1
+    view = _bytes_view(blob)
+    start = _header_end(view) + 1
     pickled = view[start : start + int(header["pickle_bytes"])]
     pos = start + len(pickled)
+    align = int(header.get("align", 1))
     buffers = []
     for size in header["buffers"]:
+        pos += -pos % align
         buffers.append(view[pos : pos + size])
         pos += size
     if pos != len(blob):
@@ -149,18 +180,6 @@ def decode(blob: bytes) -> Checkpoint:
         state,
         int(header["created_ms"]),
     )
-
-
-# ---- the catalog operator ------------------------------------------------------------------
-def operator_to_bytes(op: Any) -> bytes:
-    """Serialised catalog operator: pickling an `OnlineFeatures` goes through its versioned
-    `snapshot()` bytes (format version + family code hashes, refused on mismatch by `restore`)
-    plus its corporate-action book and bar frequency."""
-    return pickle.dumps(op, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def operator_from_bytes(blob: bytes) -> Any:
-    return pickle.loads(blob)  # noqa: S301 - our own store, header checked
 
 
 # ---- River models ------------------------------------------------------------------------
@@ -207,10 +226,8 @@ def restore_partition_state(processor: Any, partition: int, state: Any) -> None:
 
 
 def _market_state(proc: Any, partition: int) -> dict[str, Any]:
-    ops = {  # out-of-band in the checkpoint's pickle (`pickle_state`): not copied into it
-        tp: pickle.PickleBuffer(operator_to_bytes(op))
-        for tp, op in proc.operators.items()
-        if tp[1] == partition
+    ops = {  # its arrays out-of-band in the checkpoint's pickle (`pickle_state`)
+        tp: (type(op), op.__getstate__()) for tp, op in proc.operators.items() if tp[1] == partition
     }
     symbols = [s for s, tp in proc.partition_of.items() if tp[1] == partition]
     return {
@@ -237,8 +254,8 @@ def _restore_market(proc: Any, partition: int, state: Mapping[str, Any]) -> None
             proc.anomaly.check(scores)
         except AnomalyStateMismatch as exc:
             raise CheckpointMismatch(str(exc)) from exc
-    for tp, blob in state["operators"].items():
-        proc.operators[tuple(tp)] = operator_from_bytes(blob)
+    for tp, (kind, saved) in state["operators"].items():
+        proc.operators[tuple(tp)] = kind.from_state(saved)
     for s, st in state["symbols"].items():
         proc.partition_of[s] = tuple(st["partition_of"])
         for attr, key in (
@@ -269,9 +286,15 @@ def _restore_account(proc: Any, partition: int, state: Mapping[str, Any]) -> Non
 
 # ---- stores ----------------------------------------------------------------------------
 class CheckpointStore(Protocol):
-    def save(self, group: str, partition: int, blob: bytes) -> None: ...
+    def save(self, group: str, partition: int, blob: bytes, background: bool = False) -> None:
+        """Store `blob`; `background`: nobody waits for this write (a periodic round), so the
+        store may spend more time on it (compress harder) to make its restore cheaper."""
+        ...
 
-    def load(self, group: str, partition: int) -> bytes | None: ...
+    def load(self, group: str, partition: int) -> Any:
+        """The stored blob (bytes-like; writable buffers let a restore take its arrays over),
+        or None."""
+        ...
 
     def delete(self, group: str) -> None: ...
 
@@ -289,16 +312,28 @@ class FileCheckpointStore:
     def path(self, group: str, partition: int) -> Path:
         return self.root / _safe(group) / f"partition-{partition}.ckpt"
 
-    def save(self, group: str, partition: int, blob: bytes) -> None:
+    def save(self, group: str, partition: int, blob: bytes, background: bool = False) -> None:
         path = self.path(group, partition)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(blob)
         tmp.replace(path)
 
-    def load(self, group: str, partition: int) -> bytes | None:
+    def load(self, group: str, partition: int) -> memoryview | None:
+        """The blob in a fresh writable buffer (numpy's: aligned; not zero-filled first)."""
+        import numpy as np
+
         path = self.path(group, partition)
-        return path.read_bytes() if path.exists() else None
+        try:
+            with path.open("rb", buffering=0) as f:
+                size = os.fstat(f.fileno()).st_size
+                buf = np.empty(size, dtype=np.uint8)
+                got = f.readinto(memoryview(buf))
+        except FileNotFoundError:
+            return None
+        if got != size:
+            raise ValueError(f"checkpoint file {path} changed while read ({got} of {size} bytes)")
+        return memoryview(buf)
 
     def delete(self, group: str) -> None:
         folder = self.root / _safe(group)
@@ -309,16 +344,22 @@ class FileCheckpointStore:
 LZ4_MAGIC = b"FFLZ4\n"  # + the raw size (8 bytes, big-endian) + an LZ4 frame
 
 
-def compress(blob: bytes) -> bytes:
-    """`blob` as stored in PostgreSQL: LZ4 (Arrow's codec: pyarrow comes with Feast)."""
+LZ4_HC_LEVEL = 6  # background writes; see PostgresCheckpointStore for the measured trade
+
+
+def compress(blob: bytes, level: int | None = None) -> bytes:
+    """`blob` as stored in PostgreSQL: LZ4 (Arrow's codec: pyarrow comes with Feast) at
+    `level` (None: LZ4's fast default); the GIL is released while it runs."""
     import pyarrow as pa
 
-    packed = pa.compress(blob, codec="lz4", asbytes=True)
+    codec = pa.Codec("lz4", compression_level=level) if level else pa.Codec("lz4")
+    packed = codec.compress(blob, asbytes=True)
     return b"".join((LZ4_MAGIC, len(blob).to_bytes(8, "big"), packed))
 
 
-def decompress(stored: bytes) -> bytes:
-    """The blob of a stored row: LZ4 (this version), zlib (before it) or raw (before that)."""
+def decompress(stored: bytes) -> Any:
+    """The blob of a stored row: LZ4 (this version; into a fresh writable, 64-byte aligned
+    Arrow buffer, returned as a memoryview), zlib (before it) or raw (before that)."""
     if stored.startswith(MAGIC):
         return stored
     if stored.startswith(LZ4_MAGIC):
@@ -327,7 +368,8 @@ def decompress(stored: bytes) -> bytes:
         start = len(LZ4_MAGIC) + 8
         size = int.from_bytes(stored[len(LZ4_MAGIC) : start], "big")
         view = memoryview(stored)[start:]
-        return pa.decompress(view, decompressed_size=size, codec="lz4", asbytes=True)
+        out = pa.decompress(view, decompressed_size=size, codec="lz4")
+        return memoryview(out).cast("B")  # an Arrow buffer exports signed chars ("b")
     return zlib.decompress(stored)
 
 
@@ -339,7 +381,14 @@ class PostgresCheckpointStore:
     1 on the client 55 ms to compress and 24 ms to expand it, LZ4 12 ms and 3 ms (2.15 MB
     instead of zlib's 1.87). (Switching the column to STORAGE EXTERNAL by an ALTER TABLE on
     first use instead made the three-consumer handover test hang; not diagnosed further.) Rows
-    written zlib-compressed or raw by older versions still load."""
+    written zlib-compressed or raw by older versions still load.
+
+    Two levels, because a restore's cost is mostly the compressed size (reading the TOASTed
+    value grows faster than linearly past ~1.6 MB here) and LZ4-HC expands as fast as LZ4 or
+    faster: a background save (a periodic round, on the checkpointer's thread, GIL released)
+    uses LZ4-HC level `LZ4_HC_LEVEL` (500 symbols: 1.40 MB instead of 2.06, ~140 ms to compress
+    instead of ~20; its restore 8-9 ms instead of 13-14); a foreground save (revoke, shutdown),
+    which the handover waits for, uses the fast level."""
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
@@ -388,15 +437,16 @@ class PostgresCheckpointStore:
                 self._conn = None
                 raise
 
-    def save(self, group: str, partition: int, blob: bytes) -> None:
+    def save(self, group: str, partition: int, blob: bytes, background: bool = False) -> None:
+        packed = compress(blob, LZ4_HC_LEVEL if background else None)  # outside the lock
         self._execute(
             "INSERT INTO stream_checkpoints (group_id, partition, blob) VALUES (%s, %s, %b) "
             "ON CONFLICT (group_id, partition) DO UPDATE SET blob = EXCLUDED.blob, "
             "updated_at = now()",
-            (group, partition, compress(blob)),
+            (group, partition, packed),
         )
 
-    def load(self, group: str, partition: int) -> bytes | None:
+    def load(self, group: str, partition: int) -> Any:
         row = self._execute(
             "SELECT blob FROM stream_checkpoints WHERE group_id = %s AND partition = %s",
             (group, partition),
@@ -481,12 +531,13 @@ class Checkpointer:
         payload, buffers = pickle_state(partition_state(processor, partition))
         return Captured(ckpt, payload, buffers)
 
-    def write(self, captured: Captured) -> int:
-        """Phase 2: the blob into the store; its size in bytes. A failure is counted (`failed`,
-        whichever thread writes) and re-raised."""
+    def write(self, captured: Captured, background: bool = False) -> int:
+        """Phase 2: the blob into the store (`background`: on the checkpointer's thread, see
+        `CheckpointStore.save`); its size in bytes. A failure is counted (`failed`, whichever
+        thread writes) and re-raised."""
         try:
             blob = encode_payload(captured.ckpt, captured.payload, captured.buffers)
-            self.store.save(self.group, captured.ckpt.partition, blob)
+            self.store.save(self.group, captured.ckpt.partition, blob, background=background)
         except Exception:
             with self._lock:
                 self.failed += 1
@@ -513,7 +564,7 @@ class Checkpointer:
 
         def run() -> int:
             try:
-                size = self.write(captured)
+                size = self.write(captured, background=True)
             except Exception as exc:  # noqa: BLE001 - reported to `done`, logged (`write` counts it)
                 logger.warning(
                     "checkpoint of {}[{}] failed (a longer replay on takeover): {}",

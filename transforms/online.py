@@ -15,8 +15,8 @@ each symbol's state moves to the new price basis before its first bar at or afte
 knowledge time, as in `compute_features(bars, actions=book)`.
 
 Checkpoints: `snapshot(symbols)` returns bytes (format version, family code hashes, each symbol's
-state row and last event time) and `restore(blob)` merges them back; `pickle` goes through the same
-bytes plus the book. The pending action of a restored symbol is found again from its last event
+state row and last event time) and `restore(blob)` merges them back. `pickle` carries the same
+header with the state as two arrays (out-of-band under protocol 5) plus the book. The pending action of a restored symbol is found again from its last event
 time, so the book position needs no storing.
 """
 
@@ -140,6 +140,16 @@ class OnlineFeatures:
         return i
 
     # --- checkpoints ---------------------------------------------------------------------------
+    def _header(self, names: list[str]) -> dict[str, Any]:
+        """What a snapshot's rows were computed by (checked by `_check_header` on restore)."""
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "families": family_hashes(),
+            "slots": STATE_SLOTS,
+            "bar_seconds": self.frequency.seconds,
+            "symbols": names,
+        }
+
     def snapshot(self, symbols: Iterable[str] | None = None) -> bytes:
         """The state of `symbols` (None = all) as versioned bytes for `restore`."""
         names = self.symbols if symbols is None else list(symbols)
@@ -147,15 +157,7 @@ class OnlineFeatures:
         if unknown:
             raise KeyError(f"no state for symbol(s) {unknown[:5]}")
         rows = np.array([self._index[s] for s in names], dtype=np.int64)
-        header = json.dumps(
-            {
-                "format": SNAPSHOT_FORMAT,
-                "families": family_hashes(),
-                "slots": STATE_SLOTS,
-                "bar_seconds": self.frequency.seconds,
-                "symbols": names,
-            }
-        ).encode()
+        header = json.dumps(self._header(names)).encode()
         state = np.ascontiguousarray(self._state[rows], dtype="<f8")
         last = np.ascontiguousarray(self._last_ts[rows], dtype="<i8")
         return b"".join([_MAGIC, struct.pack("<I", len(header)), header, state.data, last.data])
@@ -165,6 +167,9 @@ class OnlineFeatures:
         kept). Returns the restored symbols. SnapshotError when the blob is not a snapshot of
         this format and these family definitions."""
         header, state, last = _parse_snapshot(blob)
+        return self._merge(header, state, last)
+
+    def _merge(self, header: Mapping[str, Any], state: np.ndarray, last: np.ndarray) -> list[str]:
         seconds = header.get("bar_seconds", self.frequency.seconds)
         if seconds != self.frequency.seconds:
             raise SnapshotError(
@@ -189,19 +194,47 @@ class OnlineFeatures:
         return list(names)
 
     def __getstate__(self) -> dict[str, Any]:
+        """The whole state as a header and two fresh arrays (copies: the object may go on
+        folding while they are written), plus the book. Pickled with protocol 5 and a
+        `buffer_callback` (the stream checkpoints), the arrays travel out-of-band, uncopied."""
+        n = len(self._index)
         return {
-            "snapshot": self.snapshot(),
+            "header": self._header(self.symbols),
+            "state": self._state[:n].copy(),
+            "last": self._last_ts[:n].copy(),
             "book": self._book,
             "stale_bars": self.stale_bars,
-            "bar_seconds": self.frequency.seconds,
         }
 
     def __setstate__(self, saved: dict[str, Any]) -> None:
-        self.__init__(  # type: ignore[misc]  # `restore` sizes the arrays to the snapshot
-            capacity=16, actions=saved["book"], bar_frequency=saved.get("bar_seconds")
+        if "snapshot" in saved:  # pickled before the header/arrays form (snapshot bytes)
+            header, state, last = _parse_snapshot(saved["snapshot"])
+        else:
+            header, state, last = saved["header"], saved["state"], saved["last"]
+            _check_header(header)
+            n = len(header["symbols"])
+            if state.shape != (n, STATE_SLOTS) or last.shape != (n,):
+                raise SnapshotError(f"state arrays {state.shape}/{last.shape} for {n} symbols")
+        self.__init__(  # type: ignore[misc]
+            capacity=0, actions=saved["book"], bar_frequency=header.get("bar_seconds")
         )
-        self.restore(saved["snapshot"])
+        names = header["symbols"]
+        if len(set(names)) == len(names):  # a fresh state: take the arrays over, no merge
+            self._state = adopt(state, np.float64)
+            self._last_ts = adopt(last, np.int64)
+            self._index = {s: i for i, s in enumerate(names)}
+            self.set_actions(self._book)
+        else:
+            self._merge(header, state, last)
         self.stale_bars = saved["stale_bars"]
+
+    @classmethod
+    def from_state(cls, saved: dict[str, Any]) -> OnlineFeatures:
+        """The object whose `__getstate__()` gave `saved` (what unpickling does); its arrays
+        are taken over when they are writable (see `adopt`)."""
+        obj = cls.__new__(cls)
+        obj.__setstate__(saved)
+        return obj
 
     def update(self, bar: Mapping) -> dict[str, float] | None:
         """Fold one bar of one symbol; its features, or None for a replayed/late bar."""
@@ -309,15 +342,21 @@ class FoldedBars:
     names = FLOAT_NAMES
 
 
-def _parse_snapshot(blob: bytes) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    if not isinstance(blob, (bytes, bytearray, memoryview)) or bytes(blob[:4]) != _MAGIC:
-        raise SnapshotError("not an OnlineFeatures snapshot (bad magic bytes)")
-    blob = bytes(blob)
-    (size,) = struct.unpack("<I", blob[4:8])
-    try:
-        header = json.loads(blob[8 : 8 + size])
-    except ValueError as exc:
-        raise SnapshotError(f"corrupt snapshot header: {exc}") from exc
+def adopt(arr: np.ndarray, dtype: type) -> np.ndarray:
+    """`arr` itself when it can serve as live state (writable, aligned, C-contiguous, of
+    `dtype`), else a copy. Restoring a checkpoint decoded into a writable buffer so costs no
+    copy. Ownership moves: `arr` (the caller's object) is made read-only, so a second restore
+    from the same decoded state copies instead of sharing memory with the first."""
+    flags = arr.flags
+    if arr.dtype != dtype or not (flags.writeable and flags.aligned and flags.c_contiguous):
+        return np.array(arr, dtype=dtype, order="C")
+    taken = arr.view()
+    arr.flags.writeable = False
+    return taken
+
+
+def _check_header(header: Mapping[str, Any]) -> None:
+    """SnapshotError unless the rows were laid out by this format and these families."""
     if header.get("format") != SNAPSHOT_FORMAT:
         raise SnapshotError(
             f"snapshot format {header.get('format')!r}, this code reads {SNAPSHOT_FORMAT}"
@@ -330,6 +369,18 @@ def _parse_snapshot(blob: bytes) -> tuple[dict[str, Any], np.ndarray, np.ndarray
             f"snapshot made by other family definitions ({', '.join(changed) or 'state layout'}"
             " changed): rebuild the state from history instead of restoring it"
         )
+
+
+def _parse_snapshot(blob: bytes) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    if not isinstance(blob, (bytes, bytearray, memoryview)) or bytes(blob[:4]) != _MAGIC:
+        raise SnapshotError("not an OnlineFeatures snapshot (bad magic bytes)")
+    blob = bytes(blob)
+    (size,) = struct.unpack("<I", blob[4:8])
+    try:
+        header = json.loads(blob[8 : 8 + size])
+    except ValueError as exc:
+        raise SnapshotError(f"corrupt snapshot header: {exc}") from exc
+    _check_header(header)
     n = len(header["symbols"])
     body = memoryview(blob)[8 + size :]
     if len(body) != n * (STATE_SLOTS * 8 + 8):

@@ -126,9 +126,9 @@ class _Recording:
         self.inner = inner
         self.saved: list[tuple[int, bytes]] = []
 
-    def save(self, group: str, partition: int, blob: bytes) -> None:
+    def save(self, group: str, partition: int, blob: bytes, background: bool = False) -> None:
         self.saved.append((partition, blob))
-        self.inner.save(group, partition, blob)
+        self.inner.save(group, partition, blob, background)
 
     def load(self, group: str, partition: int) -> bytes | None:
         return self.inner.load(group, partition)

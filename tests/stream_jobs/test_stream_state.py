@@ -177,6 +177,56 @@ def test_checkpoint_restore_continues_like_the_original(local_settings: Settings
     assert a["anomaly_warm"].max() == 1  # River models carried over, not restarted
 
 
+def _checkpoint_store(kind: str, settings: Settings, request: pytest.FixtureRequest):  # noqa: ANN202
+    if kind == "file":
+        return ck.FileCheckpointStore(settings.profile_dir / "checkpoints")
+    db = request.getfixturevalue("pg_database")
+    return ck.PostgresCheckpointStore(f"host=127.0.0.1 port=5432 user=postgres dbname={db}")
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["foreground", "background"])
+@pytest.mark.parametrize("kind", ["file", "PostgreSQL"])
+def test_restore_takes_over_the_loaded_arrays_once(
+    local_settings: Settings, request: pytest.FixtureRequest, kind: str, background: bool
+) -> None:
+    """Wiring, every store and both write paths: the restored catalog state and River arrays are
+    views of the buffer the store loaded (aligned, writable: no copy between load and the job),
+    and continue like the original; restoring the same decoded state again copies instead (no
+    memory shared between two processors)."""
+    from stream_jobs.market_job import MarketProcessor
+
+    bars = load_intraday_bars(local_settings.data_dir, start="2013-10-07", end="2013-10-09")
+    events = _events(bars)
+    head, tail = events[:3000], events[3000:4500]
+    original = MarketProcessor()
+    original.process(head)
+    store = _checkpoint_store(kind, local_settings, request)
+    writer = ck.Checkpointer(store, f"t.adopt.{background}")
+    if background:
+        writer.save_async(original, 0, {TOPIC_BARS: 3000})
+    else:
+        writer.save(original, 0, {TOPIC_BARS: 3000})
+    writer.close()
+    loaded = store.load(writer.group, 0)
+    memory = np.frombuffer(loaded, dtype=np.uint8)
+    state = ck.decode(loaded).state
+    first, second = MarketProcessor(), MarketProcessor()
+    ck.restore_partition_state(first, 0, state)
+    ck.restore_partition_state(second, 0, state)
+    op = first.operators[(TOPIC_BARS, 0)]
+    taken = [op._state, op._last_ts, first.anomaly.l_mass, first.anomaly.r_mass, first.anomaly.hi]
+    for arr in taken:
+        assert np.shares_memory(arr, memory) and arr.flags.writeable and arr.flags.aligned
+    again = second.operators[(TOPIC_BARS, 0)]
+    for arr in (again._state, again._last_ts, second.anomaly.l_mass, second.anomaly.r_mass):
+        assert not np.shares_memory(arr, memory) and arr.flags.writeable
+    expected = _rows(original, tail).drop(columns="created_timestamp")
+    for restored in (first, second):
+        got = _rows(restored, tail).drop(columns="created_timestamp")
+        pd.testing.assert_frame_equal(expected, got)
+    store.close() if hasattr(store, "close") else None
+
+
 class _HeldStore:
     """A file store whose `save` waits until the test lets it go (a slow background write)."""
 
@@ -187,11 +237,11 @@ class _HeldStore:
         self.go = threading.Event()
         self.fail = False
 
-    def save(self, group: str, partition: int, blob: bytes) -> None:
+    def save(self, group: str, partition: int, blob: bytes, background: bool = False) -> None:
         assert self.go.wait(30), "the test never released the write"
         if self.fail:
             raise OSError("disk full (test)")
-        self.inner.save(group, partition, blob)
+        self.inner.save(group, partition, blob, background)
 
     def load(self, group: str, partition: int) -> bytes | None:
         return self.inner.load(group, partition)
@@ -310,6 +360,10 @@ def test_postgres_checkpoint_round_trip_is_byte_exact(
     assert store.load("pg.zlib", 1) == blob
     stored = ck.compress(blob)  # this version's rows: LZ4 behind its own magic
     assert stored.startswith(ck.LZ4_MAGIC) and len(stored) < len(blob) // 2
+    harder = ck.compress(blob, ck.LZ4_HC_LEVEL)  # background saves: LZ4-HC, the same frames
+    assert len(harder) < len(stored) and ck.decompress(harder) == blob
+    store.save("pg.hc", 2, blob, background=True)
+    assert store.load("pg.hc", 2) == blob
     got = ck.Checkpointer(ck.PostgresCheckpointStore(dsn), "pg.group").load(0)
     assert got is not None and got.offsets == {TOPIC_BARS: 1500}
     restored = MarketProcessor()
