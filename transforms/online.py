@@ -16,8 +16,9 @@ knowledge time, as in `compute_features(bars, actions=book)`.
 
 Checkpoints: `snapshot(symbols)` returns bytes (format version, family code hashes, each symbol's
 state row and last event time) and `restore(blob)` merges them back. `pickle` carries the same
-header with the state as two arrays (out-of-band under protocol 5) plus the book. The pending action of a restored symbol is found again from its last event
-time, so the book position needs no storing.
+header with the state as two arrays (out-of-band under protocol 5) plus the book. The pending
+action of a restored symbol is found again from its last event time, so the book position needs
+no storing.
 """
 
 from __future__ import annotations
