@@ -63,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _to_stderr(message: str) -> None:
+    """The log sink: whatever `sys.stderr` is at write time, not the stream current when logging
+    was configured (a command run in-process, as the tests do, must not leave threads logging
+    into a stream that has since been closed)."""
+    sys.stderr.write(message)
+
+
 def _configure_logging(quiet: bool) -> None:
     import warnings
 
@@ -77,7 +84,7 @@ def _configure_logging(quiet: bool) -> None:
 
     logger.remove()
     logger.add(
-        sys.stderr,
+        _to_stderr,
         level="WARNING" if quiet else "INFO",
         format="{time:HH:mm:ss} {level: <7} {message}",
     )

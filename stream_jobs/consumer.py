@@ -251,6 +251,10 @@ class StreamLoop:
         self._counts_lock = threading.Lock()  # summary counts the writer threads update
         self._raw: dict[tuple[str, int, int], Any] = {}  # this batch's messages by coordinates
         self._dead: DeadLetters | None = None
+        # An exception raised inside a rebalance callback, carried out by `_guarded` and raised
+        # from the loop; `_failed` then keeps the closing revoke from checkpointing.
+        self._callback_error: BaseException | None = None
+        self._failed = False
         self.retry_policy = retry.RetryPolicy(
             initial=config.backoff_initial,
             maximum=config.backoff_max,
@@ -261,6 +265,34 @@ class StreamLoop:
         self._stop = True
 
     # ---- partition assignment (incremental: cooperative-sticky) --------------------------
+    def _guarded(self, callback: Callable[[Any, list[Any]], None]) -> Callable[..., None]:
+        """A rebalance callback that never lets an exception cross into librdkafka.
+
+        confluent-kafka re-raises an exception from a rebalance callback out of `consume()` as a
+        malformed object (its type is `KafkaError`, not an exception class: no `except` clause
+        matches it and the traceback machinery cannot print it; seen when a broker lookup in a
+        takeover timed out). So the callback's exception is kept here and `_raise_callback_error`
+        raises it, intact, from the loop; the job then ends without checkpointing (`_failed`).
+        """
+
+        def run(consumer: Any, partitions: list[Any]) -> None:
+            try:
+                callback(consumer, partitions)
+            except BaseException as exc:  # noqa: BLE001 - carried out, raised by the loop
+                logger.error(
+                    "{}: {} failed: {}", self.processor.name, callback.__name__, retry.one_line(exc)
+                )
+                self._failed = True
+                if self._callback_error is None:
+                    self._callback_error = exc
+
+        return run
+
+    def _raise_callback_error(self) -> None:
+        if self._callback_error is not None:
+            exc, self._callback_error = self._callback_error, None
+            raise exc
+
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         """Called with the partitions ADDED to this member; the client assigns them afterwards."""
         added = [(tp.topic, tp.partition) for tp in partitions]
@@ -284,7 +316,9 @@ class StreamLoop:
                 logger.warning("{}: commit on revoke failed: {}", self.processor.name, exc)
         for key in revoked:
             self._assigned.discard(key)
-        self._drop(revoked, checkpoint=True)
+        # A failed job (a rebuild that did not finish, an unclean exit) hands over through the
+        # committed offsets only: its state may not be that of its positions.
+        self._drop(revoked, checkpoint=not self._failed)
         logger.info("{}: -{} -> {}", self.processor.name, revoked, sorted(self._assigned))
 
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
@@ -403,7 +437,24 @@ class StreamLoop:
         from confluent_kafka import TopicPartition
 
         tp = TopicPartition(topic, partition)
-        committed = self._consumer.committed([tp], timeout=10)[0].offset
+        try:
+            self._rebuild_from(tp)
+        except BaseException:
+            # half-built: nothing of it may be checkpointed or served as this partition's state
+            self._live.discard(partition)
+            self._positions.pop((topic, partition), None)
+            self._checkpoint_offsets.pop(partition, None)
+            self._saved.pop(partition, None)
+            self.processor.forget_partition(topic, partition)
+            raise
+
+    def _rebuild_from(self, tp: Any) -> None:
+        topic, partition = tp.topic, tp.partition
+        # Broker lookups in a takeover run while the group rebalances: on a loaded broker they
+        # can time out, which the retry policy absorbs (bounded; then ServiceUnavailable).
+        committed = self._with_retry(
+            f"committed offset of {topic}[{partition}]", self._consumer.committed, [tp], timeout=10
+        )[0].offset
         if partition not in self._live and self.checkpoints is not None:
             ckpt = self.checkpoints.load(partition)
             if ckpt is not None:
@@ -422,7 +473,13 @@ class StreamLoop:
             return
         offsets = self._checkpoint_offsets.get(partition, {})
         self._positions[(topic, partition)] = max(committed, offsets.get(topic, -1))
-        low, _high = self._consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+        low, _high = self._with_retry(
+            f"watermarks of {topic}[{partition}]",
+            self._consumer.get_watermark_offsets,
+            tp,
+            timeout=10,
+            cached=False,
+        )
         can_bootstrap = self.bootstrap is not None and hasattr(self.processor, "last_bar_ms")
         if topic in offsets:
             start = offsets[topic]
@@ -768,17 +825,36 @@ class StreamLoop:
             # Asynchronous: the writes are already durable; a lost commit only means redelivery,
             # which the stores absorb. The last processed offsets are committed synchronously on
             # revoke and on a clean shutdown.
-            self._consumer.commit(offsets=keep, asynchronous=True)
+            try:
+                self._consumer.commit(offsets=keep, asynchronous=True)
+            except Exception as exc:  # noqa: BLE001 - the next commit (or the revoke's) covers it
+                if retry.classify(exc) == retry.CONFIG:
+                    raise
+                logger.warning("{}: commit failed: {}", self.processor.name, retry.one_line(exc))
             self._processed.update({(tp.topic, tp.partition): tp for tp in keep})
         self._track_positions()
 
     def _update_lag(self, force: bool = False) -> int:
-        from confluent_kafka import TopicPartition
+        """Total lag of the assigned partitions (-1: unknown), set in the lag gauges.
 
+        Lag is a measurement: a broker lookup that times out (a loaded broker mid-rebalance)
+        leaves it unknown for this round, never stops the job; the idle exit waits for a known 0.
+        """
         now = time.monotonic()
         if not force and now - self._last_lag_check < 1.0:
             return self._lag_total
         self._last_lag_check = now
+        try:
+            return self._measure_lag(force)
+        except Exception as exc:  # noqa: BLE001 - classified: only transient errors are absorbed
+            if retry.classify(exc) != retry.TRANSIENT:
+                raise
+            logger.debug("{}: lag unknown this round: {}", self.processor.name, retry.one_line(exc))
+            return -1
+
+    def _measure_lag(self, force: bool) -> int:
+        from confluent_kafka import TopicPartition
+
         total = 0
         assigned = [TopicPartition(t, p) for t, p in sorted(self._assigned)]
         if not assigned:
@@ -831,7 +907,10 @@ class StreamLoop:
             local_dir=cfg.dlq_dir or os.path.join(tempfile.gettempdir(), "finfeast-dlq"),
         )
         self._consumer.subscribe(
-            topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+            topics,
+            on_assign=self._guarded(self._on_assign),
+            on_revoke=self._guarded(self._on_revoke),
+            on_lost=self._guarded(self._on_lost),
         )
         self._start_log_writer()
         started = time.monotonic()
@@ -844,6 +923,7 @@ class StreamLoop:
                     break
                 self._reap()  # batches the log writer finished: commit their offsets
                 msgs = self._consumer.consume(num_messages=cfg.batch_size, timeout=cfg.poll_timeout)
+                self._raise_callback_error()  # a rebalance callback that failed fails the job
                 msgs = [
                     m
                     for m in msgs
@@ -915,7 +995,13 @@ class StreamLoop:
                     self.summary.log_writes_direct = self._log.direct
                     self._log = None
                 self._pending = []
+                if not clean:
+                    self._failed = (
+                        True  # the closing revoke commits nothing new, checkpoints nothing
+                    )
                 self._consumer.close()
+                if self._callback_error is not None:  # in the closing revoke: logged by _guarded
+                    self._callback_error = None
                 # drop the DLQ producer now: a producer kept alive past its broker (the embedded
                 # one stops after a replay) logs reconnect attempts until it is collected
                 self._dead = None

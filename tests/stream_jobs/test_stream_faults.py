@@ -13,7 +13,9 @@ Redis and PostgreSQL (prod profile: offline log appended to PostgreSQL, checkpoi
 - Three consumers join and leave mid-stream (cooperative-sticky): nothing lost, nothing
   duplicated in the offline log, online values equal batch, and a joining member moves only
   some partitions (the first member keeps the rest).
-- A rebuild that cannot reach the committed offset raises `RebuildError` within its timeout.
+- A rebuild that cannot reach the committed offset raises `RebuildError` within its timeout and
+  checkpoints nothing; a broker lookup timing out in a takeover is retried; any other exception
+  in a rebalance callback fails the job with that exception (not confluent-kafka's mangled one).
 """
 
 from __future__ import annotations
@@ -329,3 +331,70 @@ def test_a_rebuild_that_cannot_finish_fails_loudly_in_bounded_time(
     with pytest.raises(RebuildError, match="stopped at offset"):
         _run(loop)
     assert time.monotonic() - t0 < 60
+    # The failed job hands over through the committed offsets only: the closing revoke did not
+    # checkpoint its half-built state at the committed offset.
+    for p in range(3):
+        ckpt = loop.checkpoints.load(p)
+        assert ckpt is not None and ckpt.offsets == {TOPIC_BARS: 0}
+
+
+def _consumer_failing_committed(times: int, fail):  # noqa: ANN001, ANN202
+    """The real client, whose first `times` committed-offset lookups fail by `fail(consumer)`."""
+    import confluent_kafka
+
+    class FailingCommitted(confluent_kafka.Consumer):
+        failures = 0
+
+        def committed(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            if FailingCommitted.failures < times:
+                FailingCommitted.failures += 1
+                fail(self)
+            return super().committed(*args, **kwargs)
+
+    return FailingCommitted
+
+
+def _timed_out(_consumer) -> None:  # noqa: ANN001 - as a loaded broker's lookup mid-rebalance
+    import confluent_kafka
+
+    raise confluent_kafka.KafkaException(
+        confluent_kafka.KafkaError(confluent_kafka.KafkaError._TIMED_OUT)
+    )
+
+
+def test_a_broker_lookup_timing_out_in_a_takeover_is_retried(
+    state_prod, fresh_broker, monkeypatch
+) -> None:
+    import confluent_kafka
+
+    bars = day_bars(state_prod, "2013-10-10").head(300)
+    _produce(fresh_broker, bars)
+    flaky = _consumer_failing_committed(2, _timed_out)
+    monkeypatch.setattr(confluent_kafka, "Consumer", flaky)
+    summary = _run(_loop(state_prod, fresh_broker, "t.lookup_timeout"))
+    assert flaky.failures == 2
+    assert summary.retries >= 2
+    assert summary.events_in == len(bars)
+
+
+def test_a_failing_rebalance_callback_fails_the_job_with_its_own_exception(
+    state_prod, fresh_broker, monkeypatch
+) -> None:
+    """confluent-kafka turns an exception escaping a rebalance callback into an object no
+    `except` matches; the job raises the callback's own exception and checkpoints nothing."""
+    import confluent_kafka
+
+    group = "t.callback_error"
+    _produce(fresh_broker, day_bars(state_prod, "2013-10-10").head(300))
+
+    def seek_elsewhere(consumer) -> None:  # noqa: ANN001
+        # raised by the client itself (not retriable): the kind confluent-kafka mangles
+        consumer.seek(confluent_kafka.TopicPartition("not.assigned.here", 0, 0))
+
+    monkeypatch.setattr(confluent_kafka, "Consumer", _consumer_failing_committed(1, seek_elsewhere))
+    loop = _loop(state_prod, fresh_broker, group)
+    with pytest.raises(confluent_kafka.KafkaException) as caught:
+        _run(loop)
+    assert caught.value.args[0].code() == confluent_kafka.KafkaError._UNKNOWN_PARTITION
+    assert loop.summary.events_in == 0
+    assert all(loop.checkpoints.load(p) is None for p in range(3))
