@@ -593,6 +593,10 @@ def main() -> None:
     ap.add_argument("--only-checkpoints", action="store_true", help="just the checkpoint timings")
     ap.add_argument("--only-stages", action="store_true", help="just the stages without Kafka")
     args = ap.parse_args()
+    from loguru import logger
+
+    logger.remove()  # the jobs' per-batch debug lines would bury the figures
+    logger.add(sys.stderr, level="WARNING")
 
     import tempfile
     from contextlib import nullcontext

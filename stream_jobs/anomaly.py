@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from finfeast.errors import FinfeastError
+from finfeast.state_arrays import adopt, owned, release
 from stream_jobs import hst_kernel
 from stream_jobs.hst_kernel import FEATURES, Layout, build_layout
 
@@ -338,12 +339,13 @@ class AnomalyScorer:
         # River's ADWINs are live objects: the first restore of a state takes them (as its
         # arrays, `_take`), a later one of the same state gets copies, so two scorers never
         # share a model. A state's masses lose their write flag once restored (`adopt`).
-        owned = bool(state["l_mass"].flags.writeable)
-        adwins = state["adwin"] if owned else [copy.deepcopy(a) for a in state["adwin"]]
+        adwins = (
+            state["adwin"] if owned(state["l_mass"]) else [copy.deepcopy(a) for a in state["adwin"]]
+        )
         if not self.slot_of and len(set(names)) == len(names):
             self._take(state, names, adwins)
             return
-        state["l_mass"].flags.writeable = False
+        release(state["l_mass"])
         # Every per-slot field is overwritten below: new symbols take free slots as they are
         # (no fresh model each, which `slots` would build and this would throw away), after one
         # growth to the size needed (not doubling step by step).
@@ -365,8 +367,6 @@ class AnomalyScorer:
     def _take(self, state: Mapping[str, Any], names: list[str], adwins: list[Any]) -> None:
         """Restore into a scorer with no symbol: the snapshot's arrays become the slab (taken
         over, not copied, when writable: `adopt`); slot i is the i-th symbol, no free slot."""
-        from transforms.online import adopt
-
         fields = ("l_mass", "r_mass", "lo", "hi", *_SCALARS)
         if any(len(state[k]) != len(names) for k in (*fields, "adwin")):
             raise AnomalyStateMismatch("anomaly state: arrays and symbols differ in length")

@@ -10,7 +10,7 @@ owner restores it and replays only [checkpoint offset, committed offset) (`Strea
 Format: `MAGIC` + one JSON header line + a pickle (protocol 5) + the pickle's out-of-band buffers
 (the state's arrays, copied once, sizes in the header), each at an `ALIGN`-byte offset of the
 blob. Decoded from a writable, aligned buffer (what both stores' `load` return), the arrays are
-views of it that a restore takes over as the live state (`transforms.online.adopt`): no copy
+views of it that a restore takes over as the live state (`finfeast.state_arrays.adopt`): no copy
 between the store's read and the running job. The header carries the format version,
 the River version (River pickles do not load across versions), the catalog's bar-family code
 hashes, the engine's state layout size and the anomaly kernel's version + tree layout hash; any

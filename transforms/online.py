@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from finfeast.errors import FinfeastError
+from finfeast.state_arrays import adopt
 from transforms import frequency
 from transforms.adjustments import ActionBook, EngineActions
 from transforms.batch import PRICE_FIELDS, feature_frame, nanoseconds, utc_timestamps
@@ -83,7 +84,29 @@ class OnlineFeatures:
     """Per-symbol streaming state for the whole bar-only catalog.
 
     State is one float64 row of `STATE_SLOTS` per symbol (rings for windowed features, O(1) slots
-    for EMA/Wilder-type ones) plus its last event time; `state_bytes()` reports it.
+    for EMA/Wilder-type ones) plus its last event time; `state_bytes()` reports it. A bar at or
+    before its symbol's last event time changes nothing (late or replayed). The object pickles
+    (a versioned header, checked on load, and the arrays), which the stream checkpoints use.
+
+    >>> import pickle
+    >>> import pandas as pd
+    >>> feats = OnlineFeatures()
+    >>> close_of = pd.Timestamp("2013-02-11 21:00", tz="UTC")  # Monday's NYSE close
+    >>> def bar(day, close):
+    ...     when = close_of + pd.Timedelta(days=day)
+    ...     return {"symbol": "IBM", "event_timestamp": when, "open": close,
+    ...             "high": close + 1, "low": close - 1, "close": close, "volume": 1e6}
+    >>> for day, close in enumerate([100.0, 101.0, 99.0]):
+    ...     out = feats.update(bar(day, close))
+    >>> round(out["ret_1"], 6)  # 99 / 101 - 1
+    -0.019802
+    >>> feats.update(bar(1, 120.0)) is None  # at or before IBM's last bar: ignored
+    True
+    >>> feats.stale_bars
+    1
+    >>> again = pickle.loads(pickle.dumps(feats))
+    >>> again.update(bar(3, 100.0))["ret_1"] == feats.update(bar(3, 100.0))["ret_1"]
+    True
     """
 
     def __init__(
@@ -341,19 +364,6 @@ class FoldedBars:
     days: np.ndarray
 
     names = FLOAT_NAMES
-
-
-def adopt(arr: np.ndarray, dtype: type) -> np.ndarray:
-    """`arr` itself when it can serve as live state (writable, aligned, C-contiguous, of
-    `dtype`), else a copy. Restoring a checkpoint decoded into a writable buffer so costs no
-    copy. Ownership moves: `arr` (the caller's object) is made read-only, so a second restore
-    from the same decoded state copies instead of sharing memory with the first."""
-    flags = arr.flags
-    if arr.dtype != dtype or not (flags.writeable and flags.aligned and flags.c_contiguous):
-        return np.array(arr, dtype=dtype, order="C")
-    taken = arr.view()
-    arr.flags.writeable = False
-    return taken
 
 
 def _check_header(header: Mapping[str, Any]) -> None:
