@@ -45,6 +45,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
+import numpy as np
 from loguru import logger
 
 from finfeast import retry
@@ -721,9 +722,8 @@ class StreamLoop:
         done_ms = time.time() * 1000
         if self.latency_observer is not None:
             self.latency_observer(kafka_ts, done_ms)
-        hist = self.metrics.freshness.labels(self.metrics.job)
-        for ts in kafka_ts:
-            hist.observe(max(done_ms - ts, 0.0) / 1000)
+        ages = done_ms - np.fromiter(kafka_ts, dtype=np.float64, count=len(kafka_ts))
+        self.metrics.freshness.labels(self.metrics.job).observe_many(np.maximum(ages, 0.0) / 1000)
         parts: list[LogPart] = []
         if self.offline is not None and self.config.write_offline:
             for out in self.processor.outputs:

@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -78,6 +79,22 @@ class _Child:
             self.buckets[i] += 1
             self.sum += value
             self.count += 1
+
+    def observe_many(self, values: np.ndarray) -> None:
+        """`observe` of each value, in one step (a batch's freshness: one call, not one per
+        event; prometheus_client has no bulk form)."""
+        values = np.asarray(values, dtype=np.float64)
+        if not len(values):
+            return
+        # side="left" is bisect_left: bucket i holds the values <= bounds[i] (Prometheus' le)
+        counts = np.bincount(
+            np.searchsorted(self._bounds, values, side="left"), minlength=len(self.buckets)
+        )
+        with self._lock:
+            for i in np.flatnonzero(counts).tolist():
+                self.buckets[i] += int(counts[i])
+            self.sum += float(values.sum())
+            self.count += len(values)
 
 
 class _Metric:
