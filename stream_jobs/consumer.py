@@ -438,19 +438,6 @@ class StreamLoop:
         from confluent_kafka import TopicPartition
 
         tp = TopicPartition(topic, partition)
-        try:
-            self._rebuild_from(tp)
-        except BaseException:
-            # half-built: nothing of it may be checkpointed or served as this partition's state
-            self._live.discard(partition)
-            self._positions.pop((topic, partition), None)
-            self._checkpoint_offsets.pop(partition, None)
-            self._saved.pop(partition, None)
-            self.processor.forget_partition(topic, partition)
-            raise
-
-    def _rebuild_from(self, tp: Any) -> None:
-        topic, partition = tp.topic, tp.partition
         # Broker lookups in a takeover run while the group rebalances: on a loaded broker they
         # can time out, which the retry policy absorbs (bounded; then ServiceUnavailable).
         committed = self._with_retry(
@@ -995,13 +982,11 @@ class StreamLoop:
                     self.summary.log_writes_direct = self._log.direct
                     self._log = None
                 self._pending = []
-                if not clean:
-                    self._failed = (
-                        True  # the closing revoke commits nothing new, checkpoints nothing
-                    )
+                # unclean: the closing revoke checkpoints nothing (the state may be ahead of or
+                # behind its positions); a failure inside it is logged by `_guarded`, not raised
+                self._failed = self._failed or not clean
                 self._consumer.close()
-                if self._callback_error is not None:  # in the closing revoke: logged by _guarded
-                    self._callback_error = None
+                self._callback_error = None
                 # drop the DLQ producer now: a producer kept alive past its broker (the embedded
                 # one stops after a replay) logs reconnect attempts until it is collected
                 self._dead = None
